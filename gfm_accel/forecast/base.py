@@ -1,0 +1,65 @@
+"""The forecaster contract every consumer (GFMJump, benchmarks, CLI) relies on.
+
+Index convention (the paper's): a prefix holds snapshots ``w_0 .. w_n`` taken at equal
+intervals (epochs, or every k steps); ``m > n`` is the index of the snapshot to forecast
+in the same units. For a sliding window the caller re-indexes the window so that its
+first snapshot is ``w_0``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from ..params import ParamSpec
+
+__all__ = ["Forecaster", "as_batch", "check_prefix"]
+
+
+@runtime_checkable
+class Forecaster(Protocol):
+    """Anything with ``forecast(prefix, m, spec=None)``.
+
+    ``expected_dim`` is the D the forecaster was built for, or ``None`` when it is
+    model-agnostic (it serves any D).
+    """
+
+    expected_dim: int | None
+
+    def forecast(self, prefix: torch.Tensor, m: int, *, spec: ParamSpec | None = None) -> torch.Tensor:
+        """Forecast ``w_m``.
+
+        Args:
+            prefix: ``(n+1, D)`` or ``(B, n+1, D)`` observed snapshots ``w_0..w_n``.
+            m: index of the target snapshot, ``m > n``.
+            spec: parameter layout of D (per-tensor statistics, layer kinds); optional.
+
+        Returns:
+            ``(D,)`` or ``(B, D)``, matching the prefix's batching.
+        """
+        ...
+
+
+def as_batch(prefix: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Return ``(prefix as (B, n+1, D) float32, was_unbatched)``."""
+    if not torch.is_tensor(prefix):
+        raise TypeError(f"prefix must be a tensor, got {type(prefix).__name__}")
+    if prefix.dim() == 2:
+        return prefix.unsqueeze(0).float(), True
+    if prefix.dim() == 3:
+        return prefix.float(), False
+    raise ValueError(f"prefix must have shape (n+1, D) or (B, n+1, D), got {tuple(prefix.shape)}")
+
+
+def check_prefix(prefix: torch.Tensor, m: int, expected_dim: int | None = None) -> None:
+    """Validate a batched ``(B, n+1, D)`` prefix against ``m`` and an expected D."""
+    n = prefix.shape[1] - 1
+    if m <= n:
+        raise ValueError(f"m={m} must be larger than n={n} (the prefix holds w_0..w_{n})")
+    if expected_dim is not None and prefix.shape[-1] != expected_dim:
+        raise ValueError(
+            f"this forecaster was trained for D={expected_dim} parameters, but the prefix has D={prefix.shape[-1]}"
+        )
+    if not bool(torch.isfinite(prefix).all()):
+        raise ValueError("prefix holds NaN/Inf values")
