@@ -1,3 +1,5 @@
-"""(filled in by its issue)."""
+"""Benchmarks: the paper's tables and figures, and the live acceleration benchmark."""
 
-__all__: list[str] = []
+from .common import BenchResult, write_result
+
+__all__ = ["BenchResult", "write_result"]
