@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -34,14 +33,13 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=sorted(BENCHMARKS), help="benchmark to run")
-    parser.add_argument("--quick", action="store_true", help="a documented, smaller configuration")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/<name>[_quick])")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    # Benchmark-specific options: parse_known_args leaves them for the benchmark's own parser.
-    name = next((a for a in sys.argv[1:] if a in BENCHMARKS), None)
-    if name is not None:
-        importlib.import_module(BENCHMARKS[name][0]).add_arguments(parser)
+    sub = parser.add_subparsers(dest="name", metavar="NAME", required=True)
+    for name, (module, help_) in BENCHMARKS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--quick", action="store_true", help="a documented, smaller configuration")
+        p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/<name>[_quick])")
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        importlib.import_module(module).add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
