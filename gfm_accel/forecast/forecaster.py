@@ -1,0 +1,445 @@
+"""GFMForecaster: the public Gradient Flow Matching forecaster (fit, forecast, save, load).
+
+The facade is variant-agnostic. It validates a :class:`GFMConfig`, builds a backend for the
+chosen ``variant`` and delegates the work:
+
+* ``"dense"`` -> :class:`gfm_accel.forecast.dense.DenseBackend` (the paper's field,
+  tied to one D);
+* ``"coordinate"`` -> ``gfm_accel.forecast.coordinate.CoordinateBackend`` (one small
+  network shared by every scalar parameter; serves any D). Imported lazily.
+
+Backends follow :class:`ForecasterBackend`. ``Backend.from_config(config)`` receives the
+common keys of :class:`GFMConfig` except ``variant`` (``n, m, condition, path, beta,
+gamma, zeta, hidden, solver, step, tau``) merged with the variant's own options
+(``variant_options``); ``m`` may be ``None`` there, meaning "T - 1 of the training data",
+and a backend resolves it in ``fit``. ``backend.config_dict()`` must contain at least
+``"n"`` and ``"m"``; the facade reads them back (the trained n and m) and stores the
+whole dict in the file. ``config_dict()["normalization"]``, when present, is recorded in
+the file metadata as ``"normalization"``.
+
+File format (safetensors, written atomically): the backend's ``state_tensors()`` plus
+string metadata ``format="gfm_accel.forecaster"``, ``version="1"``, and JSON values
+``variant``, ``config`` (the backend config), ``n``, ``m``, ``D`` (dense only),
+``normalization``, ``provenance`` (data files, command, epochs, lr, seed, final loss,
+fit seconds, when known).
+
+Example:
+    >>> import torch
+    >>> w = torch.linspace(0, 1, 12).view(1, 12, 1).repeat(3, 1, 2)       # (N=3, T=12, D=2)
+    >>> f = GFMForecaster("dense", n=2, m=11, hidden=8).fit(w, epochs=2, progress=False)
+    >>> f.forecast(w[0, :3]).shape, f.expected_dim
+    (torch.Size([2]), 2)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from .._io import FileFormatError, atomic_save_file, decode_metadata, encode_metadata, load_tensors, read_header
+from ..flow.path import PATHS
+from ..flow.solver import METHODS, ODEResult
+from ..params import ParamSpec
+from ..trajectories import Trajectories, load_trajectories
+from .base import as_batch, check_prefix
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "VARIANTS",
+    "CONDITIONS",
+    "GFMConfig",
+    "ForecasterBackend",
+    "GFMForecaster",
+    "load_training_data",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "gfm_accel.forecaster"
+VERSION = "1"
+#: variant -> (module, class) of its backend.
+_BACKENDS: dict[str, tuple[str, str]] = {
+    "dense": ("gfm_accel.forecast.dense", "DenseBackend"),
+    "coordinate": ("gfm_accel.forecast.coordinate", "CoordinateBackend"),
+}
+VARIANTS: tuple[str, ...] = tuple(_BACKENDS)
+CONDITIONS: tuple[str, ...] = ("none", "prefix")
+
+
+@runtime_checkable
+class ForecasterBackend(Protocol):
+    """What a GFM variant implements; :class:`GFMForecaster` only talks to this.
+
+    ``forecast`` receives a validated, batched float32 prefix ``(B, n+1, D)`` and returns an
+    :class:`~gfm_accel.flow.solver.ODEResult` whose ``final`` is ``(B, D)``.
+    """
+
+    variant: ClassVar[str]
+    expected_dim: int | None
+
+    def config_dict(self) -> dict: ...
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ForecasterBackend": ...
+
+    def fit(
+        self,
+        data: list[Trajectories],
+        *,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        seed: int,
+        progress: bool = True,
+    ) -> list[float]: ...
+
+    def forecast(
+        self, prefix: Tensor, m: int, spec: ParamSpec | None = None, *, return_states: bool = False
+    ) -> ODEResult: ...
+
+    def state_tensors(self) -> dict[str, Tensor]: ...
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None: ...
+
+
+@dataclass
+class GFMConfig:
+    """Options common to every variant (validated; JSON round-trip via to_dict/from_dict).
+
+    Attributes:
+        variant: ``"dense"`` (the paper's) or ``"coordinate"``.
+        n: index of the last observed snapshot (prefix ``w_0..w_n``); ``n = 0`` is allowed.
+        m: index of the target snapshot; ``None`` = ``T - 1`` of the training data.
+        condition: ``"none"`` (Algorithm 1: ``v(w, t)``) or ``"prefix"`` (Eq. 2: the field
+            also sees the observed prefix).
+        path: ``"paper"`` (Algorithm 1 literally) or ``"from_last"`` (consistent path from
+            ``w_n``); see :mod:`gfm_accel.flow.path`.
+        beta, gamma, zeta: loss weights (Table 1 defaults 1, 1, 100).
+        hidden: hidden width of the field (Table 5: 64).
+        solver: ``"euler"`` (Sec. 4.4), ``"midpoint"`` or ``"rk4"``.
+        step: ODE step ``h``; ``None`` = ``1/m`` (one step per remaining training step).
+        tau: early-stop tolerance on ``||h v||`` (Sec. 4.4: 1e-6).
+        variant_options: further backend options (passed through unchanged).
+
+    Example:
+        >>> GFMConfig.from_dict(GFMConfig(n=0).to_dict()).n
+        0
+    """
+
+    variant: str = "dense"
+    n: int = 4
+    m: int | None = 199
+    condition: str = "none"
+    path: str = "paper"
+    beta: float = 1.0
+    gamma: float = 1.0
+    zeta: float = 100.0
+    hidden: int = 64
+    solver: str = "euler"
+    step: float | None = None
+    tau: float = 1e-6
+    variant_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; expected one of {VARIANTS}")
+        if not isinstance(self.n, int) or self.n < 0:
+            raise ValueError(f"n must be an integer >= 0, got {self.n!r}")
+        if self.m is not None and (not isinstance(self.m, int) or self.m <= self.n):
+            raise ValueError(f"m must be an integer larger than n={self.n}, got {self.m!r}")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"unknown condition {self.condition!r}; expected one of {CONDITIONS}")
+        if self.path not in PATHS:
+            raise ValueError(f"unknown path {self.path!r}; expected one of {PATHS}")
+        for name in ("beta", "gamma", "zeta"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            setattr(self, name, float(value))
+        if not isinstance(self.hidden, int) or self.hidden < 1:
+            raise ValueError(f"hidden must be a positive integer, got {self.hidden!r}")
+        if self.solver not in METHODS:
+            raise ValueError(f"unknown solver {self.solver!r}; expected one of {METHODS}")
+        if self.step is not None and not (isinstance(self.step, (int, float)) and 0 < self.step <= 1):
+            raise ValueError(f"step must be in (0, 1], got {self.step!r}")
+        if not isinstance(self.tau, (int, float)) or self.tau < 0:
+            raise ValueError(f"tau must be >= 0, got {self.tau!r}")
+        self.variant_options = dict(self.variant_options)
+
+    def backend_config(self) -> dict[str, Any]:
+        """The dict given to ``Backend.from_config``: common keys plus variant options."""
+        d = asdict(self)
+        d.pop("variant")
+        options = d.pop("variant_options")
+        clash = set(options) & set(d)
+        if clash:
+            raise ValueError(f"variant options {sorted(clash)} clash with common options; set them directly")
+        return {**d, **options}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GFMConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown GFMConfig keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def _backend_class(variant: str) -> type:
+    if variant not in _BACKENDS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+    module, name = _BACKENDS[variant]
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"variant {variant!r} is not available ({module}.{name}: {exc})") from exc
+
+
+TrajectorySource = str | os.PathLike | Trajectories | Tensor
+
+
+def load_training_data(sources: TrajectorySource | Iterable[TrajectorySource]) -> list[Trajectories]:
+    """Normalise files / :class:`Trajectories` / ``(N, T, D)`` tensors to a list of Trajectories."""
+    if isinstance(sources, (str, os.PathLike, Trajectories)) or torch.is_tensor(sources):
+        sources = [sources]
+    out = []
+    for src in sources:
+        if isinstance(src, Trajectories):
+            out.append(src)
+        elif torch.is_tensor(src):
+            if src.dim() != 3:
+                raise ValueError(f"a weight tensor must have shape (N, T, D), got {tuple(src.shape)}")
+            out.append(Trajectories(weights=src.detach().float().cpu()))
+        elif isinstance(src, (str, os.PathLike)):
+            out.append(load_trajectories(src))
+        else:
+            raise TypeError(f"cannot train on a {type(src).__name__}; give files, Trajectories or (N, T, D) tensors")
+    if not out:
+        raise ValueError("no training data given")
+    return out
+
+
+class GFMForecaster:
+    """Gradient Flow Matching forecaster; follows :class:`~gfm_accel.forecast.base.Forecaster`.
+
+    Args:
+        variant: ``"dense"`` (paper) or ``"coordinate"`` (model-agnostic).
+        n, m, condition, path, beta, gamma, zeta, hidden, solver, step, tau: see :class:`GFMConfig`.
+        **variant_options: backend-specific options (e.g. dense ``normalization="standardize"``).
+
+    Example:
+        >>> w = torch.linspace(0, 1, 12).view(1, 12, 1).repeat(4, 1, 3)
+        >>> f = GFMForecaster(n=1, m=11, hidden=8).fit(w, epochs=1, progress=False)
+        >>> f.forecast(w[:, :2]).shape                    # (B, n+1, D) -> (B, D)
+        torch.Size([4, 3])
+    """
+
+    def __init__(
+        self,
+        variant: str = "dense",
+        *,
+        n: int = 4,
+        m: int | None = 199,
+        condition: str = "none",
+        path: str = "paper",
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        zeta: float = 100.0,
+        hidden: int = 64,
+        solver: str = "euler",
+        step: float | None = None,
+        tau: float = 1e-6,
+        **variant_options: Any,
+    ) -> None:
+        self.config = GFMConfig(
+            variant=variant, n=n, m=m, condition=condition, path=path, beta=beta, gamma=gamma, zeta=zeta,
+            hidden=hidden, solver=solver, step=step, tau=tau, variant_options=variant_options,
+        )
+        self.backend: ForecasterBackend = _backend_class(variant).from_config(self.config.backend_config())
+        self.history: list[float] = []
+        self.provenance: dict[str, Any] = {}
+
+    @classmethod
+    def from_backend(cls, backend: ForecasterBackend, **provenance: Any) -> "GFMForecaster":
+        """Wrap an existing backend (e.g. one built or loaded by hand)."""
+        self = cls.__new__(cls)
+        cfg = backend.config_dict()
+        common = {k: cfg[k] for k in GFMConfig.__dataclass_fields__ if k in cfg and k not in ("variant", "variant_options")}
+        options = {k: v for k, v in cfg.items() if k not in GFMConfig.__dataclass_fields__}
+        self.config = GFMConfig(variant=backend.variant, **common, variant_options=options)
+        self.backend = backend
+        self.history = []
+        self.provenance = dict(provenance)
+        return self
+
+    # ------------------------------------------------------------ properties
+    @property
+    def variant(self) -> str:
+        return self.backend.variant
+
+    @property
+    def expected_dim(self) -> int | None:
+        """D for a dense forecaster (after fit/load), ``None`` for the coordinate variant."""
+        return self.backend.expected_dim
+
+    @property
+    def n(self) -> int:
+        return int(self.backend.config_dict()["n"])
+
+    @property
+    def m(self) -> int | None:
+        m = self.backend.config_dict()["m"]
+        return None if m is None else int(m)
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        data: TrajectorySource | Iterable[TrajectorySource],
+        *,
+        epochs: int = 1000,
+        batch_size: int = 16,
+        lr: float = 1e-4,
+        seed: int = 0,
+        progress: bool = True,
+        command: str | None = None,
+    ) -> "GFMForecaster":
+        """Train on every trajectory of the given files / Trajectories / ``(N, T, D)`` tensors.
+
+        Args:
+            data: one source or a list; each trajectory gives ``(w_0..w_n, w_m)``.
+            epochs: passes over the data (Appendix E: 1000).
+            batch_size: trajectories per step (Appendix A: 16 or 32).
+            lr: Adam learning rate (Appendix A: 1e-4).
+            seed: seeds initialisation and sampling (the global RNG is left untouched).
+            progress: show a progress bar with the loss (tqdm, if installed).
+            command: recorded in the provenance (the CLI passes its command line).
+
+        Returns:
+            ``self``; the per-epoch training loss is in :attr:`history`.
+        """
+        import time
+
+        if epochs < 1 or batch_size < 1 or lr <= 0:
+            raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0 (got {epochs}, {batch_size}, {lr})")
+        trajs = load_training_data(data)
+        start = time.perf_counter()
+        self.history = list(self.backend.fit(trajs, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                             progress=progress))
+        seconds = time.perf_counter() - start
+        files = [str(t.path) for t in trajs if t.path is not None]
+        self.provenance = {
+            "data": files or None,
+            "num_trajectories": sum(t.N for t in trajs),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "final_loss": self.history[-1] if self.history else None,
+            "fit_seconds": round(seconds, 3),
+            "command": command,
+        }
+        logger.info("fitted %s GFM forecaster on %d trajectories in %.1f s (final loss %.4g)", self.variant,
+                    self.provenance["num_trajectories"], seconds, self.provenance["final_loss"] or float("nan"))
+        return self
+
+    # ------------------------------------------------------------- forecast
+    def _prepare(self, prefix: Tensor, m: int | None) -> tuple[Tensor, bool, int]:
+        batch, unbatched = as_batch(prefix)
+        if m is None:
+            m = self.m
+            if m is None:
+                raise ValueError("this forecaster has no trained m yet; pass m= or fit it first")
+        check_prefix(batch, int(m), self.expected_dim)
+        return batch, unbatched, int(m)
+
+    @torch.no_grad()
+    def forecast(self, prefix: Tensor, m: int | None = None, *, spec: ParamSpec | None = None) -> Tensor:
+        """Forecast ``w_m`` from ``w_0..w_n``.
+
+        Args:
+            prefix: ``(n+1, D)`` or ``(B, n+1, D)``; any float dtype/device (computed on CPU
+                in float32 by the dense backend; the result comes back in the prefix's device).
+            m: target index; defaults to the trained m.
+            spec: parameter layout (used by the coordinate variant).
+
+        Returns:
+            ``(D,)`` or ``(B, D)`` float32.
+        """
+        batch, unbatched, m = self._prepare(prefix, m)
+        out = self.backend.forecast(batch, m, spec).final
+        return out[0] if unbatched else out
+
+    @torch.no_grad()
+    def trajectory(self, prefix: Tensor, m: int | None = None, spec: ParamSpec | None = None) -> ODEResult:
+        """Forecast with every intermediate ODE state (Figure 2).
+
+        Returns:
+            An :class:`~gfm_accel.flow.solver.ODEResult` with batched ``states`` ``(S, B, D)``
+            (``B = 1`` for an unbatched prefix) and their ``times``.
+        """
+        batch, _, m = self._prepare(prefix, m)
+        return self.backend.forecast(batch, m, spec, return_states=True)
+
+    # ---------------------------------------------------------------- files
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the forecaster to a safetensors file (atomically); see the module docstring."""
+        if self.m is None:
+            raise ValueError("cannot save a forecaster that has not been fitted (m is unknown)")
+        cfg = self.backend.config_dict()
+        meta = encode_metadata({
+            "variant": self.variant,
+            "config": cfg,
+            "n": self.n,
+            "m": self.m,
+            "D": self.expected_dim,
+            "normalization": cfg.get("normalization"),
+            "provenance": self.provenance or None,
+            "history_tail": self.history[-10:] or None,
+        })
+        meta["format"] = FORMAT
+        meta["version"] = VERSION
+        return atomic_save_file(self.backend.state_tensors(), path, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "GFMForecaster":
+        """Load a forecaster written by :meth:`save`.
+
+        Raises:
+            FileFormatError: missing, truncated or corrupt file; wrong ``format``/``version``;
+                unknown variant; tensors that do not match the stored config.
+        """
+        where = str(path)
+        meta, _ = read_header(path)
+        if meta.get("format") != FORMAT:
+            raise FileFormatError(f"{where}: metadata 'format' is {meta.get('format')!r}, expected {FORMAT!r}")
+        if meta.get("version") != VERSION:
+            raise FileFormatError(f"{where}: unsupported forecaster version {meta.get('version')!r} (this reader knows {VERSION!r})")
+        decoded = decode_metadata(meta, raw_keys=("format", "version"))
+        variant = decoded.get("variant")
+        config = decoded.get("config")
+        if variant not in VARIANTS or not isinstance(config, dict):
+            raise FileFormatError(f"{where}: missing or invalid 'variant'/'config' metadata (variant={variant!r})")
+        try:
+            backend = _backend_class(variant).from_config(config)
+            backend.load_state_tensors(load_tensors(path))
+        except FileFormatError:
+            raise
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise FileFormatError(f"{where}: cannot rebuild the {variant} forecaster ({exc})") from exc
+        self = cls.from_backend(backend, **(decoded.get("provenance") or {}))
+        self.history = list(decoded.get("history_tail") or [])
+        return self
+
+    def __repr__(self) -> str:
+        return (f"GFMForecaster(variant={self.variant!r}, n={self.n}, m={self.m}, D={self.expected_dim}, "
+                f"condition={self.config.condition!r}, path={self.config.path!r})")
