@@ -1,0 +1,248 @@
+"""Configuration and history records of live jumps.
+
+:class:`JumpConfig` says *when* to jump and *how far*; :class:`JumpRecord` is one line of
+``GFMJump.history``. Both are plain dataclasses that round-trip to JSON.
+
+Index conventions (the paper's, Sections 4.3-4.4): snapshots are taken at equal intervals
+(every epoch, or every ``every_n_steps`` optimizer steps); a forecaster sees ``w_0 .. w_n``
+and predicts ``w_m``, ``m > n``, in the same snapshot units.
+
+* ``mode="far"`` (the paper's): the prefix is the first ``n + 1`` snapshots of the run
+  (``w_0`` = the weights at :meth:`GFMJump.attach`), the target ``m`` is the planned end of
+  the run in snapshot units (``total`` epochs, or ``total // every_n_steps``) unless
+  ``horizon`` gives it; one jump, then training goes on without further recording.
+* ``mode="periodic"`` (NiNo / WNN style): every ``every`` snapshots, forecast ``horizon``
+  snapshots ahead from the last ``n + 1`` snapshots, re-indexed as ``w_0 .. w_n`` with
+  ``m = n + horizon``. After a jump the window restarts at the jumped weights (they become
+  the next window's ``w_0``): a window that straddled a jump would see a discontinuity
+  and extrapolate it. Hence ``every >= n``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["JumpConfig", "JumpRecord", "MODES", "UNITS", "OPTIMIZER_STATES"]
+
+MODES = ("periodic", "far")
+UNITS = ("epoch", "step")
+OPTIMIZER_STATES = ("keep", "reset")
+
+
+@dataclass
+class JumpConfig:
+    """When and how far to jump.
+
+    Attributes:
+        mode: ``"periodic"`` (default: short repeated jumps) or ``"far"`` (the paper's one
+            jump to the end of the planned run).
+        n: the forecaster sees ``n + 1`` snapshots ``w_0 .. w_n`` (default 4).
+        horizon: far mode: the target index ``m`` in snapshot units (default: the planned
+            end, from ``attach(total=...)``); periodic mode: ``K``, the number of snapshots
+            to forecast ahead, ``m = n + K`` (default ``n``, as far ahead as the window is long).
+        every: periodic mode: ``P``, snapshots between jumps (default ``n``: jump as soon as
+            a fresh window of ``n + 1`` snapshots is full). Must be ``>= n``.
+        unit: ``"epoch"`` (snapshot at each :meth:`GFMJump.on_epoch_end`) or ``"step"``
+            (snapshot every ``every_n_steps`` calls of :meth:`GFMJump.on_step_end`).
+        every_n_steps: ``k`` for ``unit="step"`` (required there).
+        alpha: jump fraction: the model moves to ``w_n + alpha (w_hat_m - w_n)``.
+        alphas: guard back-off factors tried in order; candidate fractions are
+            ``alpha * a`` for ``a`` in ``alphas``. Without a guard only ``alpha`` is used.
+        guard: evaluate before/after and reject rises; ``None`` = on when an ``eval_fn`` is
+            given to :meth:`GFMJump.attach`.
+        tolerance: relative loss rise the guard accepts: a candidate is kept when
+            ``loss_after <= loss_before + tolerance * |loss_before|``. Default 0.01: a
+            fixed held-out set of a few batches moves by about that much between epochs
+            of a healthy run, so a tighter bound rejects neutral jumps for noise.
+        optimizer_state: ``"keep"`` (default) or ``"reset"`` (clear momentum / Adam moments
+            and step counts after an accepted jump). See ``docs/jump.md`` for the measurement.
+        refresh_bn_batches: if > 0, recompute BatchNorm running statistics from this many
+            batches of the ``bn_loader`` after each candidate jump (before it is evaluated).
+        max_jumps: periodic mode: stop after this many accepted jumps (None = no limit).
+        include_frozen: also record/forecast frozen parameters (default False).
+
+    Example:
+        >>> cfg = JumpConfig(mode="far", n=4, alpha=0.5)
+        >>> JumpConfig.from_json(cfg.to_json()) == cfg
+        True
+    """
+
+    mode: str = "periodic"
+    n: int = 4
+    horizon: int | None = None
+    every: int | None = None
+    unit: str = "epoch"
+    every_n_steps: int | None = None
+    alpha: float = 1.0
+    alphas: tuple[float, ...] = (1.0, 0.5, 0.25)
+    guard: bool | None = None
+    tolerance: float = 0.01
+    optimizer_state: str = "keep"
+    refresh_bn_batches: int = 0
+    max_jumps: int | None = None
+    include_frozen: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}, got {self.unit!r}")
+        if self.optimizer_state not in OPTIMIZER_STATES:
+            raise ValueError(f"optimizer_state must be one of {OPTIMIZER_STATES}, got {self.optimizer_state!r}")
+        _check_int("n", self.n, 1)
+        if self.horizon is not None:
+            _check_int("horizon", self.horizon, 1)
+            if self.mode == "far" and self.horizon <= self.n:
+                raise ValueError(
+                    f"far mode: horizon (the target index m={self.horizon}) must be larger than n={self.n}"
+                )
+        if self.every is not None:
+            _check_int("every", self.every, 1)
+            if self.every < self.n:
+                raise ValueError(
+                    f"every={self.every} must be >= n={self.n}: after a jump the window restarts at the "
+                    f"jumped weights and needs n+1 fresh snapshots"
+                )
+        if self.every_n_steps is not None:
+            _check_int("every_n_steps", self.every_n_steps, 1)
+        if self.unit == "step" and self.every_n_steps is None:
+            raise ValueError('unit="step" needs every_n_steps (snapshot every k optimizer steps)')
+        if self.max_jumps is not None:
+            _check_int("max_jumps", self.max_jumps, 1)
+        _check_int("refresh_bn_batches", self.refresh_bn_batches, 0)
+        if not _is_pos_finite(self.alpha):
+            raise ValueError(f"alpha must be a positive finite number, got {self.alpha!r}")
+        self.alpha = float(self.alpha)
+        if isinstance(self.alphas, (int, float)):
+            self.alphas = (self.alphas,)
+        self.alphas = tuple(float(a) for a in self.alphas)
+        if not self.alphas:
+            raise ValueError("alphas must hold at least one factor")
+        for a in self.alphas:
+            if not (_is_pos_finite(a) and a <= 1.0):
+                raise ValueError(f"every factor in alphas must lie in (0, 1], got {a!r}")
+        if self.guard is not None and not isinstance(self.guard, bool):
+            raise ValueError(f"guard must be True, False or None, got {self.guard!r}")
+        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) or not (
+            math.isfinite(self.tolerance) and self.tolerance >= 0
+        ):
+            raise ValueError(f"tolerance must be a finite number >= 0, got {self.tolerance!r}")
+        self.tolerance = float(self.tolerance)
+
+    # ----------------------------------------------------------- derived values
+    @property
+    def periodic_horizon(self) -> int:
+        """``K`` of periodic mode (``horizon`` or ``n``)."""
+        return self.horizon if self.horizon is not None else self.n
+
+    @property
+    def periodic_every(self) -> int:
+        """``P`` of periodic mode (``every`` or ``n``)."""
+        return self.every if self.every is not None else self.n
+
+    def candidate_alphas(self, guarded: bool) -> tuple[float, ...]:
+        """Jump fractions tried in order: ``alpha * a`` for each ``a`` in ``alphas`` (guarded) or ``(alpha,)``."""
+        if not guarded:
+            return (self.alpha,)
+        return tuple(self.alpha * a for a in self.alphas)
+
+    # ---------------------------------------------------------------- serialize
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["alphas"] = list(self.alphas)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "JumpConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown JumpConfig option(s) {unknown}; valid options: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, s: str) -> "JumpConfig":
+        return cls.from_dict(json.loads(s))
+
+
+@dataclass
+class JumpRecord:
+    """One jump attempt, as kept in ``GFMJump.history`` and written to framework logs.
+
+    Attributes:
+        step: snapshot step at the jump (epoch count for ``unit="epoch"``, optimizer step
+            count for ``unit="step"``).
+        epoch: epochs completed when the jump happened (None when unknown).
+        mode: ``"far"`` or ``"periodic"``.
+        n: index of the last observed snapshot in the prefix.
+        m: target index forecast.
+        alphas_tried: jump fractions evaluated, in order.
+        loss_before: guard loss before the jump (None without a guard).
+        losses_after: guard loss after each tried fraction.
+        accepted: whether the model now holds jumped weights.
+        alpha: the accepted fraction, or None.
+        seconds: wall time of the whole attempt.
+        forecast_seconds: time spent in the forecaster (and the broadcast under DDP).
+        guard_seconds: time spent evaluating (and refreshing BatchNorm).
+        reason: ``"accepted"``, ``"accepted (no guard)"``, ``"rejected: loss rose"``,
+            ``"skipped: forecast NaN/Inf"``, ``"skipped: forecast has wrong size"``,
+            ``"skipped: forecaster failed"``.
+        jump_norm: ``||w_new - w_n||`` of the accepted jump (0.0 when none).
+
+    Example:
+        >>> r = JumpRecord(step=4, epoch=4, mode="far", n=4, m=20)
+        >>> JumpRecord.from_dict(r.to_dict()) == r
+        True
+    """
+
+    step: int
+    epoch: int | None
+    mode: str
+    n: int
+    m: int
+    alphas_tried: list[float] = field(default_factory=list)
+    loss_before: float | None = None
+    losses_after: list[float] = field(default_factory=list)
+    accepted: bool = False
+    alpha: float | None = None
+    seconds: float = 0.0
+    forecast_seconds: float = 0.0
+    guard_seconds: float = 0.0
+    reason: str = ""
+    jump_norm: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "JumpRecord":
+        return cls(**d)
+
+    def log_dict(self, prefix: str = "gfm/") -> dict[str, float]:
+        """Scalar view for framework loggers (numbers only; NaN where undefined)."""
+        nan = float("nan")
+        return {
+            f"{prefix}step": float(self.step),
+            f"{prefix}m": float(self.m),
+            f"{prefix}accepted": 1.0 if self.accepted else 0.0,
+            f"{prefix}alpha": self.alpha if self.alpha is not None else 0.0,
+            f"{prefix}loss_before": self.loss_before if self.loss_before is not None else nan,
+            f"{prefix}loss_after": self.losses_after[-1] if self.losses_after else nan,
+            f"{prefix}tries": float(len(self.alphas_tried)),
+            f"{prefix}seconds": self.seconds,
+        }
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _is_pos_finite(x: Any) -> bool:
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) and x > 0
