@@ -1,6 +1,20 @@
 """Forecasters: the contract, training-free references and the GFM forecaster."""
 
 from .base import Forecaster, as_batch, check_prefix
+from .dense import DenseBackend, DenseConfig, DenseField
+from .forecaster import ForecasterBackend, GFMConfig, GFMForecaster
 from .simple import LastValueForecaster, LinearExtrapolationForecaster
 
-__all__ = ["Forecaster", "as_batch", "check_prefix", "LastValueForecaster", "LinearExtrapolationForecaster"]
+__all__ = [
+    "Forecaster",
+    "as_batch",
+    "check_prefix",
+    "LastValueForecaster",
+    "LinearExtrapolationForecaster",
+    "GFMForecaster",
+    "GFMConfig",
+    "ForecasterBackend",
+    "DenseBackend",
+    "DenseConfig",
+    "DenseField",
+]
