@@ -1,0 +1,64 @@
+"""Tiny models and data shared by the integration tests and their torchrun workers.
+
+Text: the source of a standard-library module (it ships with every Python), tokenized as
+bytes clipped to 7-bit ASCII, so no tokenizer download is needed (HF_HUB_OFFLINE=1).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json.decoder
+
+import torch
+
+SEQ_LEN = 32
+VOCAB = 128
+
+
+def text_ids() -> torch.Tensor:
+    """``(L,)`` int64 token ids of a fixed stdlib source file."""
+    text = inspect.getsource(json.decoder)
+    return torch.tensor([min(ord(c), VOCAB - 1) for c in text], dtype=torch.long)
+
+
+class TokenBlocks(torch.utils.data.Dataset):
+    """Non-overlapping blocks of ``SEQ_LEN`` tokens as ``{"input_ids", "labels"}`` (causal LM)."""
+
+    def __init__(self, ids: torch.Tensor, n: int) -> None:
+        if ids.numel() < n * SEQ_LEN:
+            raise ValueError(f"need {n * SEQ_LEN} tokens, have {ids.numel()}")
+        self.x = ids[: n * SEQ_LEN].view(n, SEQ_LEN).clone()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.x[i], "labels": self.x[i]}
+
+
+def lm_datasets(n_train: int = 64, n_eval: int = 16) -> tuple[TokenBlocks, TokenBlocks]:
+    """Train and held-out token blocks (disjoint parts of the text)."""
+    ids = text_ids()
+    return TokenBlocks(ids, n_train), TokenBlocks(ids[n_train * SEQ_LEN :], n_eval)
+
+
+def tiny_gpt2(seed: int = 0):
+    """A 1-layer GPT-2 (n_embd=32, vocab 128) built from a config: ~18k parameters."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    cfg = GPT2Config(
+        vocab_size=VOCAB,
+        n_positions=SEQ_LEN,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return GPT2LMHeadModel(cfg)
+
+
+def flat_params(model: torch.nn.Module) -> torch.Tensor:
+    """All parameters as one float64 CPU vector (for exact comparisons)."""
+    return torch.cat([p.detach().reshape(-1).double().cpu() for p in model.parameters()])

@@ -1,0 +1,272 @@
+"""GFMJump with the real transformers.Trainer and a tiny GPT-2 built from a config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+
+from _integration_models import flat_params, lm_datasets, tiny_gpt2  # noqa: E402
+from gfm_accel.forecast.simple import LinearExtrapolationForecaster  # noqa: E402
+from gfm_accel.integrations.hf import STATE_FILE, GFMJump  # noqa: E402
+
+
+class Probe(TrainerCallback):
+    """Copies the flat parameters (and optimizer state) at train begin and at each epoch/step end."""
+
+    def __init__(self, unit: str = "epoch") -> None:
+        self.unit = unit
+        self.weights: dict[int, torch.Tensor] = {}
+        self.opt_state: dict[int, dict] = {}
+
+    def _grab(self, key: int, model, optimizer) -> None:
+        self.weights[key] = flat_params(model)
+        inner = getattr(optimizer, "optimizer", optimizer)
+        self.opt_state[key] = {
+            i: {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()}
+            for i, s in enumerate(inner.state.values())
+        }
+
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kw):
+        if state.global_step == 0:
+            self._grab(0, model, optimizer)
+
+    def on_epoch_end(self, args, state, control, model=None, optimizer=None, **kw):
+        if self.unit == "epoch":
+            self._grab(round(state.epoch), model, optimizer)
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kw):
+        if self.unit == "step":
+            self._grab(state.global_step, model, optimizer)
+
+
+class StopAfter(TrainerCallback):
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, args, state, control, **kw):
+        if round(state.epoch) >= self.epochs:
+            control.should_training_stop = True
+
+
+class ConstantForecaster:
+    """Returns a fixed vector (possibly NaN, or of the wrong size)."""
+
+    def __init__(self, fn, expected_dim=None) -> None:
+        self.fn = fn
+        self.expected_dim = expected_dim
+
+    def forecast(self, prefix, m, *, spec=None):
+        return self.fn(prefix)
+
+
+def _args(out, **kw) -> TrainingArguments:
+    base = dict(
+        output_dir=str(out),
+        use_cpu=True,
+        num_train_epochs=5,
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=8,
+        learning_rate=3e-3,
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_strategy="epoch",
+        report_to=[],
+        disable_tqdm=True,
+        seed=0,
+        data_seed=0,
+    )
+    base.update(kw)
+    return TrainingArguments(**base)
+
+
+def _trainer(out, callbacks, model=None, **kw) -> Trainer:
+    train, held_out = lm_datasets()
+    return Trainer(
+        model=model if model is not None else tiny_gpt2(),
+        args=_args(out, **kw),
+        train_dataset=train,
+        eval_dataset=held_out,
+        callbacks=callbacks,
+    )
+
+
+def _jump_logs(trainer) -> list[dict]:
+    return [e for e in trainer.state.log_history if "gfm/step" in e]
+
+
+def test_epoch_far_jump_lands_on_the_forecast_and_is_logged(tmp_path):
+    before, after = Probe(), Probe()
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2)
+    trainer = _trainer(tmp_path, [before, jump, after])
+    trainer.train()
+
+    assert len(jump.history) == 1
+    rec = jump.history[0]
+    # 64 blocks / 16 = 4 steps per epoch; far target = the planned end (5 epochs).
+    assert (rec.step, rec.n, rec.m, rec.mode) == (2, 2, 5, "far")
+    assert rec.loss_before is not None and len(rec.losses_after) >= 1  # guard from the eval dataset
+    assert rec.accepted, rec
+    w1, w2 = before.weights[1], before.weights[2]
+    expected = w2 + rec.alpha * (5 - 2) * (w2 - w1)
+    assert torch.allclose(after.weights[2], expected, atol=1e-5)
+    assert not torch.equal(after.weights[2], w2)
+    # The guard's held-out loss: tolerance 1% of the loss before.
+    assert rec.losses_after[-1] <= rec.loss_before * 1.01 + 1e-12
+
+    logs = _jump_logs(trainer)
+    assert len(logs) == 1
+    assert logs[0]["gfm/step"] == 2.0 and logs[0]["gfm/m"] == 5.0 and logs[0]["gfm/accepted"] == 1.0
+    assert logs[0]["step"] == 8  # global step at the end of epoch 2
+    assert logs[0]["gfm/alpha"] == rec.alpha
+    # Training went on after the jump: 5 epochs, 20 optimizer steps.
+    assert trainer.state.global_step == 20
+
+
+def test_max_steps_schedule_step_unit(tmp_path):
+    before, after = Probe("step"), Probe("step")
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=2, guard=False)
+    trainer = _trainer(tmp_path, [before, jump, after], max_steps=10, num_train_epochs=1, eval_strategy="no")
+    trainer.train()
+
+    assert trainer.state.global_step == 10
+    assert len(jump.history) == 1
+    rec = jump.history[0]
+    # Snapshots at steps 0, 2, 4; target m = max_steps // every_n_steps = 5 snapshot units.
+    assert (rec.step, rec.m, rec.accepted, rec.alpha, rec.reason) == (4, 5, True, 1.0, "accepted (no guard)")
+    w2, w4 = before.weights[2], before.weights[4]
+    assert torch.allclose(after.weights[4], w4 + (5 - 2) * (w4 - w2), atol=1e-5)
+    assert jump.core.recorder.steps == [0, 2, 4]
+    logs = _jump_logs(trainer)
+    assert [(e["gfm/step"], e["step"]) for e in logs] == [(4.0, 4)]
+
+
+def test_max_steps_with_epoch_unit_reads_the_planned_epochs(tmp_path):
+    # 4 steps per epoch and max_steps=14: the Trainer plans ceil(14 / 4) = 4 epochs.
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    trainer = _trainer(tmp_path, [jump], max_steps=14, eval_strategy="no")
+    trainer.train()
+    assert [(r.step, r.m) for r in jump.history] == [(2, 4)]
+    assert jump.core.total == 4
+
+
+def test_periodic_mode_jumps_every_window(tmp_path):
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=1, alpha=0.5)
+    trainer = _trainer(tmp_path, [jump], num_train_epochs=6)
+    trainer.train()
+    # Windows of n+1 = 3 snapshots; after an accepted jump the window restarts at the jumped
+    # weights, so jumps come at epochs 2, 4, 6 (or later when one is rejected).
+    steps = [r.step for r in jump.history]
+    assert steps[0] == 2 and all(r.m == 3 for r in jump.history)
+    assert len(_jump_logs(trainer)) == len(jump.history) >= 2
+
+
+def test_guard_rejection_restores_weights_and_optimizer_exactly(tmp_path):
+    before, after = Probe(), Probe()
+    far_away = ConstantForecaster(lambda prefix: prefix[-1] + 50.0)
+    jump = GFMJump(forecaster=far_away, mode="far", n=2)
+    trainer = _trainer(tmp_path, [before, jump, after], num_train_epochs=4, optim="adamw_torch")
+    trainer.train()
+
+    rec = jump.history[0]
+    assert not rec.accepted and rec.reason == "rejected: loss rose"
+    assert rec.alphas_tried == [1.0, 0.5, 0.25] and len(rec.losses_after) == 3
+    assert all(v > rec.loss_before * 1.01 for v in rec.losses_after)
+    assert torch.equal(after.weights[2], before.weights[2])  # bit for bit
+    for i, s in before.opt_state[2].items():
+        for k, v in s.items():
+            got = after.opt_state[2][i][k]
+            assert torch.equal(got, v) if torch.is_tensor(v) else got == v
+    assert _jump_logs(trainer)[0]["gfm/accepted"] == 0.0
+    assert trainer.state.global_step == 16
+
+
+@pytest.mark.parametrize(
+    "fn, reason",
+    [
+        (lambda p: torch.full_like(p[-1], float("nan")), "skipped: forecast NaN/Inf"),
+        (lambda p: torch.zeros(p.shape[-1] + 3), "skipped: forecast has wrong size"),
+    ],
+)
+def test_bad_forecast_skips_the_jump_and_training_goes_on(tmp_path, fn, reason, caplog):
+    before, after = Probe(), Probe()
+    jump = GFMJump(forecaster=ConstantForecaster(fn), mode="far", n=2)
+    trainer = _trainer(tmp_path, [before, jump, after], num_train_epochs=4)
+    with caplog.at_level("WARNING"):
+        trainer.train()
+    assert [(r.step, r.accepted, r.reason) for r in jump.history] == [(2, False, reason)]
+    assert torch.equal(after.weights[2], before.weights[2])
+    assert trainer.state.global_step == 16
+    assert any("no jump" in m for m in caplog.messages)
+
+
+def test_forecaster_for_another_model_is_refused_at_start(tmp_path):
+    wrong = ConstantForecaster(lambda p: p[-1], expected_dim=1234)
+    trainer = _trainer(tmp_path, [GFMJump(forecaster=wrong, mode="far", n=2)])
+    with pytest.raises(ValueError, match="D=1234"):
+        trainer.train()
+
+
+def test_guard_true_without_held_out_data_is_a_clear_error(tmp_path):
+    train, _ = lm_datasets()
+    trainer = Trainer(
+        model=tiny_gpt2(),
+        args=_args(tmp_path, eval_strategy="no"),
+        train_dataset=train,
+        callbacks=[GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=True)],
+    )
+    with pytest.raises(ValueError, match="held-out data"):
+        trainer.train()
+
+
+def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path):
+    def cfg():
+        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5)
+
+    # Uninterrupted run: 6 epochs, jump after epoch 3 (snapshots w_0..w_3), target m = 6.
+    ref = cfg()
+    ref_trainer = _trainer(tmp_path / "ref", [ref], num_train_epochs=6)
+    ref_trainer.train()
+    assert [(r.step, r.m) for r in ref.history] == [(3, 6)]
+
+    # Same run, interrupted after epoch 2 (observation: w_0, w_1, w_2 held), checkpointed.
+    first = cfg()
+    run = tmp_path / "run"
+    t1 = _trainer(run, [first, StopAfter(2)], num_train_epochs=6, save_strategy="epoch")
+    t1.train()
+    assert first.history == [] and first.core.recorder.steps == [0, 1, 2]
+    ckpt = run / "checkpoint-8"
+    assert (ckpt / STATE_FILE).is_file()
+
+    # Resumed by a fresh process-like setup: new model object, new callback.
+    second = cfg()
+    t2 = _trainer(run, [second], num_train_epochs=6, save_strategy="epoch", model=tiny_gpt2(seed=123))
+    t2.train(resume_from_checkpoint=str(ckpt))
+
+    assert len(second.history) == 1  # no double jump, and the jump did happen
+    a, b = ref.history[0], second.history[0]
+    assert (b.step, b.m, b.alpha, b.accepted) == (a.step, a.m, a.alpha, a.accepted)
+    assert b.loss_before == pytest.approx(a.loss_before, rel=1e-5)
+    assert b.losses_after == pytest.approx(a.losses_after, rel=1e-5)
+    # No lost snapshot: the forecaster saw the same w_0..w_3.
+    assert second.core.recorder.steps == ref.core.recorder.steps == [0, 1, 2, 3]
+    assert torch.allclose(second.core.recorder.weights(), ref.core.recorder.weights(), atol=1e-6)
+    assert torch.allclose(flat_params(t2.model), flat_params(ref_trainer.model), atol=1e-5)
+    # The jump is in the resumed run's log history exactly once.
+    assert len(_jump_logs(t2)) == 1
+    # The sidecar is a safetensors file with JSON metadata (no pickle).
+    head = json.loads((ckpt / STATE_FILE).read_bytes()[8 : 8 + int.from_bytes((ckpt / STATE_FILE).read_bytes()[:8], "little")])
+    assert head["__metadata__"]["format"] == "gfm_accel.jump_state"
+
+
+def test_constructor_validates_its_own_options():
+    with pytest.raises(ValueError, match="eval_batches"):
+        GFMJump(forecaster=LinearExtrapolationForecaster(), eval_batches=0)
+    with pytest.raises(ValueError, match="mode"):
+        GFMJump(forecaster=LinearExtrapolationForecaster(), mode="sideways")
