@@ -1,0 +1,72 @@
+"""JumpConfig validation and JSON round trips; JumpRecord; exported names."""
+
+import json
+
+import pytest
+
+import gfm_accel
+import gfm_accel.jump as jump_pkg
+from gfm_accel.jump import JumpConfig, JumpRecord
+
+
+def test_every_exported_name_imports():
+    for name in jump_pkg.__all__:
+        assert getattr(jump_pkg, name) is not None
+    assert gfm_accel.GFMJump is jump_pkg.GFMJump
+
+
+def test_defaults_and_derived_values():
+    cfg = JumpConfig()
+    assert (cfg.mode, cfg.n, cfg.unit, cfg.optimizer_state, cfg.tolerance) == ("periodic", 4, "epoch", "keep", 0.01)
+    assert cfg.periodic_horizon == 4 and cfg.periodic_every == 4
+    assert cfg.candidate_alphas(guarded=True) == (1.0, 0.5, 0.25)
+    assert cfg.candidate_alphas(guarded=False) == (1.0,)
+    assert JumpConfig(alpha=0.5).candidate_alphas(True) == (0.5, 0.25, 0.125)
+
+
+def test_json_round_trip():
+    cfg = JumpConfig(mode="far", n=3, horizon=20, unit="step", every_n_steps=5, alphas=[1.0, 0.3], guard=True)
+    assert cfg.alphas == (1.0, 0.3)
+    back = JumpConfig.from_json(cfg.to_json())
+    assert back == cfg
+    assert json.loads(cfg.to_json())["every_n_steps"] == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"mode": "sometimes"}, "mode"),
+        ({"unit": "batch"}, "unit"),
+        ({"n": 0}, "n must"),
+        ({"mode": "far", "n": 4, "horizon": 4}, "larger than n=4"),
+        ({"every": 2, "n": 4}, "every=2 must be >= n=4"),
+        ({"unit": "step"}, "every_n_steps"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": float("nan")}, "alpha"),
+        ({"alphas": ()}, "at least one"),
+        ({"alphas": (1.0, 1.5)}, "(0, 1]"),
+        ({"tolerance": -0.1}, "tolerance"),
+        ({"optimizer_state": "zero"}, "optimizer_state"),
+        ({"refresh_bn_batches": -1}, "refresh_bn_batches"),
+        ({"guard": "yes"}, "guard"),
+    ],
+)
+def test_invalid_options_name_the_problem(kwargs, words):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        JumpConfig(**kwargs)
+
+
+def test_unknown_option_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown JumpConfig option.*'horizn'.*valid options"):
+        JumpConfig.from_dict({"horizn": 3})
+    with pytest.raises(ValueError, match="horizn"):
+        gfm_accel.GFMJump(horizn=3)
+
+
+def test_record_round_trip_and_log_dict():
+    r = JumpRecord(step=4, epoch=4, mode="far", n=4, m=20, alphas_tried=[1.0, 0.5], loss_before=1.0,
+                   losses_after=[2.0, 0.9], accepted=True, alpha=0.5, seconds=0.25, reason="accepted")
+    assert JumpRecord.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    logd = r.log_dict()
+    assert logd["gfm/accepted"] == 1.0 and logd["gfm/alpha"] == 0.5 and logd["gfm/loss_after"] == 0.9
+    assert logd["gfm/tries"] == 2.0
