@@ -1,0 +1,232 @@
+"""``GFMJump`` as a Lightning ``Callback``: the core, driven by Lightning hooks.
+
+Usage::
+
+    from gfm_accel.integrations.lightning import GFMJump
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4)
+    trainer = lightning.Trainer(max_epochs=20, callbacks=[jump])
+    trainer.fit(module, train_loader, val_loader)
+    jump.history            # list[JumpRecord]; also logged as gfm/* metrics
+
+The adapter composes a framework-free :class:`gfm_accel.jump.core.GFMJump` (``self.core``)
+and only translates hooks:
+
+===========================  ==============================================================
+Lightning hook               core call
+===========================  ==============================================================
+``on_train_start``           ``core.attach(pl_module, optimizer, eval_fn=..., total=..., bn_loader=...)``
+``on_train_epoch_end``       ``core.on_epoch_end(trainer.current_epoch)`` (``unit="epoch"``)
+``on_train_batch_end``       ``core.on_step_end(trainer.global_step)`` (``unit="step"``)
+``state_dict``               ``core.state_dict()`` (saved in the ``.ckpt`` by Lightning)
+``load_state_dict``          ``core.load_state_dict(...)``, applied at the next ``attach``
+===========================  ==============================================================
+
+Design choices (see ``docs/integrations.md``):
+
+* **Planned end** (far mode's default target): ``trainer.max_epochs`` for ``unit="epoch"``,
+  ``trainer.max_steps`` (or ``trainer.estimated_stepping_batches`` when ``max_steps=-1``)
+  for ``unit="step"``.
+* **Guard data**: a user ``eval_fn(model) -> float``; else the first ``eval_batches``
+  batches of the Trainer's validation dataloader (taken once, at the first jump, and
+  reused, so every jump is judged on the same batches). The loss is what
+  ``pl_module.validation_step(batch, batch_idx)`` returns (a tensor, or a dict with
+  ``"loss"``); ``self.log`` calls inside it are silenced during guard evaluations so that
+  they do not pollute the epoch's validation metrics. A ``validation_step`` that returns
+  nothing is a clear error asking for ``eval_fn=``. No validation data: no guard.
+* **Resume: snapshots stay in the callback state dict**, i.e. inside Lightning's ``.ckpt``.
+  The ``.ckpt`` is Lightning's own ``torch.save`` file that already holds the model and the
+  optimizer (Adam: two more vectors of size D); the ``n + 1`` snapshots are of the same
+  order, and keeping them inside makes the checkpoint self-contained (nothing to lose when
+  a checkpoint is copied). Only tensors and plain values are stored, so it loads with
+  ``weights_only=True``. The core's state can also be written to a safetensors file with
+  ``jump.core.save_state(path)``.
+* **Logs**: each ``JumpRecord`` goes through ``pl_module.log_dict`` (keys ``gfm/...``,
+  ``on_epoch=True`` at epoch end, ``on_step=True`` for the step unit) to the Trainer's
+  logger; Lightning writes logger output on rank zero only.
+* ``trainer.optimizers[0]`` is the optimizer given to the core (one optimizer supported;
+  with several, optimizer-state reset applies to the first only, and a warning says so).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import logging
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import torch
+
+if importlib.util.find_spec("lightning") is None:  # tested in a subprocess (tests/integrations)
+    raise ImportError("gfm_accel.integrations.lightning needs Lightning: pip install 'gfm_accel[lightning]'")
+
+from lightning.fabric.utilities.apply_func import move_data_to_device  # noqa: E402
+from lightning.pytorch.callbacks import Callback  # noqa: E402
+
+from gfm_accel.jump.core import GFMJump as CoreGFMJump  # noqa: E402
+
+__all__ = ["GFMJump"]
+
+logger = logging.getLogger(__name__)
+
+
+class GFMJump(Callback):
+    """Lightning ``Callback`` that records weights and jumps, guarded.
+
+    Args:
+        forecaster: any :class:`~gfm_accel.forecast.base.Forecaster`.
+        eval_fn: optional ``eval_fn(model) -> float`` guard loss (overrides the val data).
+        eval_batches: number of validation batches the guard evaluates.
+        log_prefix: prefix of the logged metric names.
+        **config: :class:`~gfm_accel.jump.config.JumpConfig` fields (``mode``, ``n``,
+            ``horizon``, ``every``, ``unit``, ``every_n_steps``, ``alpha``, ``alphas``,
+            ``guard``, ``tolerance``, ``optimizer_state``, ``refresh_bn_batches``, ...).
+
+    Example:
+        >>> from gfm_accel.forecast.simple import LinearExtrapolationForecaster
+        >>> cb = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2)
+        >>> cb.core.config.mode, cb.history
+        ('far', [])
+        >>> # lightning.Trainer(max_epochs=10, callbacks=[cb]).fit(module, train, val)
+    """
+
+    def __init__(
+        self,
+        forecaster: Any = None,
+        *,
+        eval_fn: Callable[[torch.nn.Module], float] | None = None,
+        eval_batches: int = 4,
+        log_prefix: str = "gfm/",
+        **config: Any,
+    ) -> None:
+        if isinstance(eval_batches, bool) or not isinstance(eval_batches, int) or eval_batches < 1:
+            raise ValueError(f"eval_batches must be a positive int, got {eval_batches!r}")
+        if eval_fn is not None and not callable(eval_fn):
+            raise ValueError(f"eval_fn must be callable as eval_fn(model) -> float, got {type(eval_fn).__name__}")
+        self.core = CoreGFMJump(forecaster, **config)
+        self.eval_fn = eval_fn
+        self.eval_batches = eval_batches
+        self.log_prefix = log_prefix
+        self._trainer: Any = None
+        self._batches: list[Any] | None = None
+
+    # ------------------------------------------------------------------ views
+    @property
+    def history(self) -> list:
+        """The core's list of :class:`~gfm_accel.jump.config.JumpRecord`."""
+        return self.core.history
+
+    @property
+    def config(self):
+        """The core's :class:`~gfm_accel.jump.config.JumpConfig`."""
+        return self.core.config
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._trainer = trainer
+        self._batches = None
+        if self.core.recorder is not None and self.core._pending_state is None:
+            # A second fit() with this callback and no checkpoint: start from a clean core.
+            self.core = CoreGFMJump(self.core.forecaster, config=self.core.config)
+        optimizers = list(trainer.optimizers)
+        if len(optimizers) > 1:
+            logger.warning("GFMJump: %d optimizers; only the first one's state is managed", len(optimizers))
+        unit = self.core.config.unit
+        if unit == "epoch":
+            total = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+        else:
+            total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+            if total is None:
+                est = trainer.estimated_stepping_batches
+                total = int(est) if est != float("inf") else None
+        has_val = self.eval_fn is not None or self._val_loader(trainer) is not None
+        if self.core.config.guard and not has_val:
+            raise ValueError("GFMJump(guard=True) needs validation data (a val dataloader) or eval_fn=")
+        self.core.attach(
+            pl_module,
+            optimizers[0] if optimizers else None,
+            eval_fn=(self.eval_fn or self._guard_loss) if has_val else None,
+            total=total,
+            bn_loader=trainer.train_dataloader if self.core.config.refresh_bn_batches > 0 else None,
+        )
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.core.config.unit == "epoch":
+            self._log(self.core.on_epoch_end(trainer.current_epoch), pl_module, on_step=False)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.core.config.unit == "step":
+            self._log(self.core.on_step_end(trainer.global_step), pl_module, on_step=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.core.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.core.recorder is not None:
+            # Attached already (a reused callback): the next attach must load it.
+            self.core = CoreGFMJump(self.core.forecaster, config=self.core.config)
+        self.core.load_state_dict(state_dict)
+
+    # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _val_loader(trainer) -> Any:
+        loaders = trainer.val_dataloaders
+        if loaders is None:
+            # Not loaded yet (before the first validation): ask the data source.
+            source = getattr(getattr(trainer, "_data_connector", None), "_val_dataloader_source", None)
+            if source is not None and source.is_defined():
+                loaders = source.dataloader()
+        if isinstance(loaders, (list, tuple)):
+            loaders = loaders[0] if loaders else None
+        elif isinstance(loaders, Mapping):
+            loaders = next(iter(loaders.values()), None)
+        return loaders
+
+    def _guard_loss(self, model) -> float:
+        """Mean of ``validation_step`` losses over the fixed guard batches."""
+        if self._batches is None:
+            loader = self._val_loader(self._trainer)
+            self._batches = list(itertools.islice(iter(loader), self.eval_batches)) if loader is not None else []
+            if not self._batches:
+                raise ValueError("GFMJump guard: the validation dataloader yielded no batch")
+        device = model.device if hasattr(model, "device") else next(model.parameters()).device
+        model.eval()  # the core restores the train/eval mode afterwards
+        # Silence self.log inside validation_step while the guard evaluates.
+        model.log = _no_log
+        model.log_dict = _no_log
+        try:
+            total = 0.0
+            for i, batch in enumerate(self._batches):
+                out = model.validation_step(move_data_to_device(batch, device), i)
+                loss = out.get("loss") if isinstance(out, Mapping) else out
+                if not torch.is_tensor(loss) and not isinstance(loss, (int, float)):
+                    raise ValueError(
+                        "GFMJump guard: validation_step returned no loss; return the loss tensor (or a dict "
+                        "with 'loss') from validation_step, or pass eval_fn="
+                    )
+                total += float(loss)
+            return total / len(self._batches)
+        finally:
+            del model.log
+            del model.log_dict
+
+    def _log(self, record, pl_module, *, on_step: bool) -> None:
+        if record is None:
+            return
+        metrics = {k: float(v) for k, v in record.log_dict(self.log_prefix).items()}
+        has_logger = bool(getattr(self._trainer, "loggers", None))
+        pl_module.log_dict(metrics, on_step=on_step, on_epoch=not on_step, prog_bar=False, logger=has_logger)
+        if getattr(self._trainer, "is_global_zero", True):
+            logger.info(
+                "GFMJump at step %s: %s (alpha=%s, loss %s -> %s, %.3f s)",
+                record.step,
+                record.reason,
+                record.alpha,
+                record.loss_before,
+                record.losses_after[-1] if record.losses_after else None,
+                record.seconds,
+            )
+
+
+def _no_log(*args: Any, **kwargs: Any) -> None:
+    return None
