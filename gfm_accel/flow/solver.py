@@ -138,21 +138,29 @@ def integrate(
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         h = span / num_steps
     scale = 1.0 / math.sqrt(d) if norm == "rms" else 1.0
+    # Times are computed as t0 + k h (not accumulated, so no round-off drift), and each
+    # sample takes ceil(span / h) steps, the last one shortened to land on t1 exactly.
+    t_start = t.double()
+    h64 = h.double()
+    n_steps = torch.where(span > _DONE_EPS, torch.ceil(span.double() / h64.clamp_min(1e-300) - 1e-6), torch.zeros_like(h64))
+    n_steps = n_steps.clamp_min(0).long()
 
     w = w0.clone()
-    active = span > _DONE_EPS
+    active = n_steps > 0
     stop_times = torch.where(active, torch.full_like(t, float("nan")), t)
     stopped_early = False
     times_list = [t.clone()] if return_states else []
     states_list = [w.clone()] if return_states else []
     steps = 0
     while bool(active.any()):
-        h_eff = torch.minimum(h, t1 - t) * active.to(w.dtype)
+        last = (steps + 1) >= n_steps
+        t_next = torch.where(last, torch.full_like(t_start, t1), t_start + (steps + 1) * h64).to(t.dtype)
+        h_eff = torch.where(active, t_next - t, torch.zeros_like(t))
         dw = _increment(field, method, w, t, h_eff)
         w = w + dw
-        t = torch.where(active, t + h_eff, t)
+        t = torch.where(active, t_next, t)
         steps += 1
-        arrived = active & (t >= t1 - _DONE_EPS)
+        arrived = active & last
         if tau > 0:
             small = active & ~arrived & (dw.norm(dim=-1) * scale < tau)
             if bool(small.any()):
@@ -160,7 +168,7 @@ def integrate(
             done = arrived | small
         else:
             done = arrived
-        stop_times = torch.where(done, torch.where(arrived, torch.full_like(t, t1), t), stop_times)
+        stop_times = torch.where(done, t, stop_times)
         active = active & ~done
         if return_states:
             times_list.append(t.clone())
