@@ -1,0 +1,32 @@
+"""Image dataset loading."""
+
+import pytest
+import torch
+
+from gfm_accel.data.vision import load_image_dataset
+
+
+def test_digits():
+    ds = load_image_dataset("digits")
+    assert ds.train_x.shape == (1438, 1, 8, 8) and ds.val_x.shape == (359, 1, 8, 8)
+    assert ds.num_classes == 10 and ds.input_shape == (1, 8, 8) and ds.name == "digits"
+    assert abs(float(ds.train_x.mean())) < 1e-4 and abs(float(ds.train_x.std()) - 1) < 1e-3
+    assert set(ds.train_y.tolist()) == set(range(10))
+    train_x, train_y, val_x, val_y, k, shape = ds
+    assert torch.equal(train_x, ds.train_x) and k == 10
+    # fixed split
+    assert torch.equal(load_image_dataset("digits").val_y, ds.val_y)
+    sub = ds.subset(100, 20)
+    assert len(sub.train_y) == 100 and len(sub.val_y) == 20
+
+
+def test_cifar_missing_gives_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--download"):
+        load_image_dataset("cifar10", data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="--data-dir"):
+        load_image_dataset("cifar10")
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*digits"):
+        load_image_dataset("mnist")
