@@ -1,0 +1,92 @@
+"""torchrun worker: the HF Trainer under DDP (gloo, CPU) with the GFMJump callback.
+
+Launched by test_integration_hf_ddp.py as
+``python -m torch.distributed.run --nproc_per_node=2 hf_ddp_worker.py OUT_DIR``.
+Each rank writes ``OUT_DIR/rank<r>.safetensors`` (flat parameters right after the jump and
+at the end) and ``OUT_DIR/rank<r>.json`` (its jump history and log entries).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from safetensors.torch import save_file  # noqa: E402
+from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+
+from _integration_models import flat_params, lm_datasets, tiny_gpt2  # noqa: E402
+from gfm_accel.integrations.hf import GFMJump  # noqa: E402
+
+
+class RankDependentForecaster:
+    """Linear extrapolation plus a rank-dependent offset: only rank 0's output may be used."""
+
+    expected_dim = None
+
+    def forecast(self, prefix, m, *, spec=None):
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        n = prefix.shape[0] - 1
+        return prefix[-1] + (m - n) * (prefix[-1] - prefix[-2]) + 1e-3 * rank
+
+
+class GrabAfterJump(TrainerCallback):
+    def __init__(self, jump: GFMJump) -> None:
+        self.jump = jump
+        self.after: torch.Tensor | None = None
+
+    def on_epoch_end(self, args, state, control, model=None, **kw):
+        if self.jump.history and self.after is None:
+            self.after = flat_params(model).float()
+
+
+def main(out_dir: str) -> None:
+    rank = int(os.environ["RANK"])
+    train, held_out = lm_datasets(n_train=64, n_eval=16)
+    jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, eval_batches=2)
+    grab = GrabAfterJump(jump)
+    args = TrainingArguments(
+        output_dir=os.path.join(out_dir, "trainer"),
+        use_cpu=True,
+        ddp_backend="gloo",
+        num_train_epochs=3,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=4,
+        learning_rate=3e-3,
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_strategy="epoch",
+        report_to=[],
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = Trainer(model=tiny_gpt2(), args=args, train_dataset=train, eval_dataset=held_out, callbacks=[jump, grab])
+    trainer.train()
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    save_file(
+        {"after_jump": grab.after.contiguous(), "final": flat_params(trainer.model).float().contiguous()},
+        os.path.join(out_dir, f"rank{rank}.safetensors"),
+    )
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
+        json.dump(
+            {
+                "world_size": world,
+                "history": [r.to_dict() for r in jump.history],
+                "logs": [e for e in trainer.state.log_history if "gfm/step" in e],
+            },
+            fh,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
