@@ -244,16 +244,20 @@ class DenseBackend:
         self,
         data: list[Trajectories],
         *,
-        epochs: int,
-        batch_size: int,
-        lr: float,
-        seed: int,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        seed: int = 0,
         progress: bool = True,
     ) -> list[float]:
         """Train with Adam on the GFM loss; returns the mean loss of each epoch.
 
+        ``None`` picks the paper's values: 1000 epochs (App. E), batch 16, lr 1e-4 (App. A).
         Training restarts from a fresh initialisation (seeded) each call.
         """
+        epochs = 1000 if epochs is None else epochs
+        batch_size = 16 if batch_size is None else batch_size
+        lr = 1e-4 if lr is None else lr
         cfg = self.config
         prefix, w_m, m = stack_pairs(data, cfg.n, cfg.m)
         n_traj, _, dim = prefix.shape

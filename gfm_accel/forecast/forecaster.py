@@ -10,7 +10,8 @@ chosen ``variant`` and delegates the work:
 
 Backends follow :class:`ForecasterBackend`. ``Backend.from_config(config)`` receives the
 common keys of :class:`GFMConfig` except ``variant`` (``n, m, condition, path, beta,
-gamma, zeta, hidden, solver, step, tau``) merged with the variant's own options
+gamma, zeta, hidden, solver, step, tau``; only ``n``, ``m`` and the ones the user set,
+so that each variant keeps its own defaults) merged with the variant's own options
 (``variant_options``); ``m`` may be ``None`` there, meaning "T - 1 of the training data",
 and a backend resolves it in ``fit``. ``backend.config_dict()`` must contain at least
 ``"n"`` and ``"m"``; the facade reads them back (the trained n and m) and stores the
@@ -78,6 +79,9 @@ CONDITIONS: tuple[str, ...] = ("none", "prefix")
 class ForecasterBackend(Protocol):
     """What a GFM variant implements; :class:`GFMForecaster` only talks to this.
 
+    ``fit`` receives ``None`` for ``epochs``/``batch_size``/``lr`` when the user did not set
+    them: the backend then uses its own defaults (dense: the paper's 1000 / 16 / 1e-4).
+
     ``forecast`` receives a validated, batched float32 prefix ``(B, n+1, D)`` and returns an
     :class:`~gfm_accel.flow.solver.ODEResult` whose ``final`` is ``(B, D)``.
     """
@@ -94,9 +98,9 @@ class ForecasterBackend(Protocol):
         self,
         data: list[Trajectories],
         *,
-        epochs: int,
-        batch_size: int,
-        lr: float,
+        epochs: int | None,
+        batch_size: int | None,
+        lr: float | None,
         seed: int,
         progress: bool = True,
     ) -> list[float]: ...
@@ -234,7 +238,9 @@ class GFMForecaster:
 
     Args:
         variant: ``"dense"`` (paper) or ``"coordinate"`` (model-agnostic).
-        n, m, condition, path, beta, gamma, zeta, hidden, solver, step, tau: see :class:`GFMConfig`.
+        n, m, condition, path, beta, gamma, zeta, hidden, solver, step, tau: see :class:`GFMConfig`;
+            ``None`` (the default for all but n and m) means the variant's own default, which for
+            ``"dense"`` is the paper's value listed there. :attr:`config` holds the resolved values.
         **variant_options: backend-specific options (e.g. dense ``normalization="standardize"``).
 
     Example:
@@ -250,36 +256,45 @@ class GFMForecaster:
         *,
         n: int = 4,
         m: int | None = 199,
-        condition: str = "none",
-        path: str = "paper",
-        beta: float = 1.0,
-        gamma: float = 1.0,
-        zeta: float = 100.0,
-        hidden: int = 64,
-        solver: str = "euler",
+        condition: str | None = None,
+        path: str | None = None,
+        beta: float | None = None,
+        gamma: float | None = None,
+        zeta: float | None = None,
+        hidden: int | None = None,
+        solver: str | None = None,
         step: float | None = None,
-        tau: float = 1e-6,
+        tau: float | None = None,
         **variant_options: Any,
     ) -> None:
-        self.config = GFMConfig(
-            variant=variant, n=n, m=m, condition=condition, path=path, beta=beta, gamma=gamma, zeta=zeta,
-            hidden=hidden, solver=solver, step=step, tau=tau, variant_options=variant_options,
-        )
-        self.backend: ForecasterBackend = _backend_class(variant).from_config(self.config.backend_config())
+        # None = "the variant's default". For "dense" these are the paper's values
+        # (condition="none", path="paper", beta=gamma=1, zeta=100, hidden=64, solver="euler",
+        # step=1/m, tau=1e-6); the coordinate variant has its own (see its module).
+        given = {k: v for k, v in dict(condition=condition, path=path, beta=beta, gamma=gamma, zeta=zeta,
+                                       hidden=hidden, solver=solver, step=step, tau=tau).items() if v is not None}
+        clash = set(given) & set(variant_options)
+        if clash:
+            raise ValueError(f"options {sorted(clash)} given twice")
+        # Validate the common options with one set of messages before the backend sees them.
+        GFMConfig(variant=variant, n=n, m=m, **given)
+        backend = _backend_class(variant).from_config({"n": n, "m": m, **given, **variant_options})
+        self._init_from(backend, {})
+
+    def _init_from(self, backend: ForecasterBackend, provenance: dict[str, Any]) -> None:
+        cfg = backend.config_dict()
+        common = {k: cfg[k] for k in GFMConfig.__dataclass_fields__ if k in cfg and k not in ("variant", "variant_options")}
+        options = {k: v for k, v in cfg.items() if k not in GFMConfig.__dataclass_fields__}
+        #: The resolved configuration (the backend's values, defaults filled in).
+        self.config = GFMConfig(variant=backend.variant, **common, variant_options=options)
+        self.backend: ForecasterBackend = backend
         self.history: list[float] = []
-        self.provenance: dict[str, Any] = {}
+        self.provenance: dict[str, Any] = dict(provenance)
 
     @classmethod
     def from_backend(cls, backend: ForecasterBackend, **provenance: Any) -> "GFMForecaster":
         """Wrap an existing backend (e.g. one built or loaded by hand)."""
         self = cls.__new__(cls)
-        cfg = backend.config_dict()
-        common = {k: cfg[k] for k in GFMConfig.__dataclass_fields__ if k in cfg and k not in ("variant", "variant_options")}
-        options = {k: v for k, v in cfg.items() if k not in GFMConfig.__dataclass_fields__}
-        self.config = GFMConfig(variant=backend.variant, **common, variant_options=options)
-        self.backend = backend
-        self.history = []
-        self.provenance = dict(provenance)
+        self._init_from(backend, provenance)
         return self
 
     # ------------------------------------------------------------ properties
@@ -306,9 +321,9 @@ class GFMForecaster:
         self,
         data: TrajectorySource | Iterable[TrajectorySource],
         *,
-        epochs: int = 1000,
-        batch_size: int = 16,
-        lr: float = 1e-4,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
         seed: int = 0,
         progress: bool = True,
         command: str | None = None,
@@ -317,9 +332,9 @@ class GFMForecaster:
 
         Args:
             data: one source or a list; each trajectory gives ``(w_0..w_n, w_m)``.
-            epochs: passes over the data (Appendix E: 1000).
-            batch_size: trajectories per step (Appendix A: 16 or 32).
-            lr: Adam learning rate (Appendix A: 1e-4).
+            epochs: passes over the data; None = the variant's default (dense: 1000, App. E).
+            batch_size: trajectories per step; None = the variant's default (dense: 16, App. A).
+            lr: Adam learning rate; None = the variant's default (dense: 1e-4, App. A).
             seed: seeds initialisation and sampling (the global RNG is left untouched).
             progress: show a progress bar with the loss (tqdm, if installed).
             command: recorded in the provenance (the CLI passes its command line).
@@ -329,7 +344,9 @@ class GFMForecaster:
         """
         import time
 
-        if epochs < 1 or batch_size < 1 or lr <= 0:
+        if (epochs is not None and epochs < 1) or (batch_size is not None and batch_size < 1) or (
+            lr is not None and lr <= 0
+        ):
             raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0 (got {epochs}, {batch_size}, {lr})")
         trajs = load_training_data(data)
         start = time.perf_counter()
@@ -340,7 +357,7 @@ class GFMForecaster:
         self.provenance = {
             "data": files or None,
             "num_trajectories": sum(t.N for t in trajs),
-            "epochs": epochs,
+            "epochs": epochs if epochs is not None else len(self.history),
             "batch_size": batch_size,
             "lr": lr,
             "seed": seed,

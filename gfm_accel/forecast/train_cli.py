@@ -6,7 +6,9 @@ Example:
 Every trajectory of every file gives one training pair ``(w_0..w_n, w_m)``; n and m index
 the T (steps) axis, ``m`` defaults to ``T - 1``. Variant-specific options go through the
 repeatable ``--option KEY=VALUE`` (the value is read as JSON when it parses, else as a
-string), e.g. ``--option normalization=standardize --option t_per_traj=4``.
+string), e.g. ``--option normalization=standardize --option t_per_traj=4``. Options left
+unset take the variant's defaults (for ``dense`` the paper's: Table 1, Table 5,
+Appendices A and E).
 """
 
 from __future__ import annotations
@@ -38,33 +40,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="FILE", help="trajectory files to train on")
     parser.add_argument("--out", required=True, metavar="F.safetensors", help="where to write the forecaster")
     parser.add_argument("--variant", choices=["dense", "coordinate"], default="dense")
-    parser.add_argument("--condition", choices=["none", "prefix"], default="none",
-                        help="'none': v(w, t) as in Algorithm 1; 'prefix': the field also sees w_0..w_n (Eq. 2)")
-    parser.add_argument("--path", choices=["paper", "from_last"], default="paper",
-                        help="training path: Algorithm 1 literally, or the consistent path from w_n")
+    parser.add_argument("--condition", choices=["none", "prefix"], default=None,
+                        help="'none': v(w, t) as in Algorithm 1 (dense default); 'prefix': the field also sees "
+                             "w_0..w_n (Eq. 2)")
+    parser.add_argument("--path", choices=["paper", "from_last"], default=None,
+                        help="training path: Algorithm 1 literally (dense default), or the consistent path from w_n")
     parser.add_argument("--n", type=int, default=4, help="last observed snapshot index (prefix w_0..w_n)")
     parser.add_argument("--m", type=int, default=None, help="target snapshot index (default: T-1)")
-    parser.add_argument("--epochs", type=int, default=1000, help="training epochs (paper, App. E: 1000)")
-    parser.add_argument("--batch-size", type=int, default=16, help="trajectories per step (App. A: 16 or 32)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (App. A: 1e-4)")
-    parser.add_argument("--beta", type=float, default=1.0, help="weight of the prefix term")
-    parser.add_argument("--gamma", type=float, default=1.0, help="weight of the extrapolation term")
-    parser.add_argument("--zeta", type=float, default=100.0, help="weight of the midpoint consistency term")
-    parser.add_argument("--hidden", type=int, default=64, help="hidden width of the field (Table 5: 64)")
-    parser.add_argument("--solver", choices=["euler", "midpoint", "rk4"], default="euler")
-    parser.add_argument("--step", type=float, default=None, help="ODE step h (default 1/m)")
-    parser.add_argument("--tau", type=float, default=1e-6, help="early-stop tolerance on ||h v||")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (dense default: 1000, App. E)")
+    parser.add_argument("--batch-size", type=int, default=None, help="trajectories per step (dense default: 16, App. A)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (dense default: 1e-4, App. A)")
+    parser.add_argument("--beta", type=float, default=None, help="weight of the prefix term (paper: 1)")
+    parser.add_argument("--gamma", type=float, default=None, help="weight of the extrapolation term (paper: 1)")
+    parser.add_argument("--zeta", type=float, default=None, help="weight of the midpoint consistency term (paper: 100)")
+    parser.add_argument("--hidden", type=int, default=None, help="hidden width of the field (dense default: 64, Table 5)")
+    parser.add_argument("--solver", choices=["euler", "midpoint", "rk4"], default=None,
+                        help="ODE method (dense default: euler, Sec. 4.4)")
+    parser.add_argument("--step", type=float, default=None, help="ODE step h (dense default: 1/m)")
+    parser.add_argument("--tau", type=float, default=None, help="early-stop tolerance on ||h v|| (default 1e-6)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--option", action="append", metavar="KEY=VALUE", help="variant option (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from .forecaster import GFMForecaster
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     options = parse_options(args.option)
     forecaster = GFMForecaster(
         args.variant, n=args.n, m=args.m, condition=args.condition, path=args.path, beta=args.beta,
