@@ -35,7 +35,7 @@ from torch import nn
 
 from ..params import ParamSpec
 from ..trajectories import save_trajectories
-from ._util import progress
+from ._util import canonicalize_safetensors, progress
 from .classifier import train_classifier
 from .linreg import RegressionConfig, sample_regression_tasks, train_linreg_batched
 from .mlp import MLP_ARCHS, make_mlp, sample_mlp_tasks, train_mlp_batched
@@ -65,6 +65,11 @@ def trajectory_filename(task: str, optimizer: str, seed: int, runs: tuple[int, i
     return f"{task}_{optimizer}_seed{seed}{suffix}.safetensors"
 
 
+def _save(path: Path, weights: torch.Tensor, **kwargs: Any) -> Path:
+    """:func:`save_trajectories`, then a canonical header so the same content gives the same bytes."""
+    return canonicalize_safetensors(save_trajectories(path, weights, **kwargs))
+
+
 def generate_linreg(
     out_dir: str | Path, *, optimizer: str, seed: int, config: RegressionConfig | None = None,
     lr: float | None = None, **hparams: Any,
@@ -78,7 +83,7 @@ def generate_linreg(
     tasks = sample_regression_tasks(config, seed)
     run = train_linreg_batched(tasks, optimizer, lr, **hparams)
     path = Path(out_dir) / trajectory_filename("linreg", optimizer, seed)
-    return save_trajectories(
+    return _save(
         path, run.weights, loss=run.loss, extra={"task_a": tasks.a, "task_b": tasks.b},
         task="linreg", task_params=config.to_dict(), optimizer=optimizer, hparams=run.hparams,
         lr=run.hparams["lr"], init=config.init, seed=seed, steps=list(range(config.steps + 1)),
@@ -106,7 +111,7 @@ def generate_mlp(
     }
     counts = [int((mt.arch_id == aid).sum()) for aid in MLP_ARCHS]
     path = Path(out_dir) / trajectory_filename("mlp", optimizer, seed)
-    return save_trajectories(
+    return _save(
         path, run.weights, loss=run.loss,
         extra={"arch_id": mt.arch_id, "task_a": mt.tasks.a, "task_b": mt.tasks.b},
         task="mlp", task_params=config.to_dict() | {"n_first": counts[0], "activation": activation},
@@ -215,8 +220,8 @@ class VisionConfig:
 #: Preset name -> common settings and per-family settings.
 VISION_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
-        "common": {"dataset": "digits", "runs": 20, "epochs": 20, "batch_size": 64, "lr": 0.01},
-        "cnn": {"channels": 8, "lr": 0.05},
+        "common": {"dataset": "digits", "runs": 20, "epochs": 15, "batch_size": 64, "lr": 0.01},
+        "cnn": {"channels": 8, "lr": 0.05, "runs": 10},
         "transformer": {"depth": 2, "hidden": 64, "dropout": 0.1},
     },
     "paper": {
@@ -314,7 +319,7 @@ def generate_vision(
             name = trajectory_filename(config.family, optimizer, seed, (start, r) if sharded else None)
             first = runs[0]
             paths.append(
-                save_trajectories(
+                _save(
                     Path(out_dir) / name,
                     torch.stack([x.weights for x in runs]),
                     loss=torch.stack([x.train_loss for x in runs]),
