@@ -270,3 +270,17 @@ def test_constructor_validates_its_own_options():
         GFMJump(forecaster=LinearExtrapolationForecaster(), eval_batches=0)
     with pytest.raises(ValueError, match="mode"):
         GFMJump(forecaster=LinearExtrapolationForecaster(), mode="sideways")
+
+
+def test_optimizer_state_reset_clears_the_real_adamw_state(tmp_path):
+    before, after = Probe(), Probe()
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, optimizer_state="reset")
+    trainer = _trainer(tmp_path, [before, jump, after], num_train_epochs=4, optim="adamw_torch", eval_strategy="no")
+    trainer.train()
+    assert jump.history[0].accepted
+    # Before the jump AdamW holds exp_avg/exp_avg_sq/step for every parameter tensor; the
+    # reset reached the torch optimizer inside Accelerate's wrapper.
+    assert len(before.opt_state[2]) > 0 and all("exp_avg" in s for s in before.opt_state[2].values())
+    assert after.opt_state[2] == {}
+    # Training goes on and rebuilds the state.
+    assert trainer.state.global_step == 16 and len(after.opt_state[4]) == len(before.opt_state[2])

@@ -25,6 +25,9 @@ class Regressor(L.LightningModule):
         self.net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
         self.returns_loss = returns_loss
 
+    def forward(self, x):  # used by the BatchNorm refresh (it calls model(inputs))
+        return self.net(x)
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = torch.nn.functional.mse_loss(self.net(x), y)
@@ -211,3 +214,32 @@ def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path):
     assert second.core.recorder.steps == [0, 1, 2, 3]
     assert torch.allclose(second.core.recorder.weights(), ref.core.recorder.weights(), atol=1e-6)
     assert torch.allclose(flat_params(module2), flat_params(ref_module), atol=1e-6)
+
+
+def test_batchnorm_statistics_are_refreshed_after_the_jump(tmp_path):
+    class BNRegressor(Regressor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(8, 16), torch.nn.BatchNorm1d(16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+            )
+
+    class BNProbe(Callback):
+        def __init__(self) -> None:
+            self.stats = {}
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            bn = pl_module.net[1]
+            self.stats[trainer.current_epoch] = (bn.running_mean.clone(), int(bn.num_batches_tracked))
+
+    before, after = BNProbe(), BNProbe()
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, refresh_bn_batches=2)
+    torch.manual_seed(0)
+    trainer = _trainer(tmp_path, [before, jump, after], max_epochs=4)
+    trainer.fit(BNRegressor(), *_loaders())
+    assert jump.history[0].accepted
+    # 4 batches per epoch: 8 batches tracked after epoch index 1; the refresh recomputes the
+    # statistics from exactly 2 training batches with the jumped weights.
+    assert before.stats[1][1] == 8
+    assert after.stats[1][1] == 2
+    assert not torch.allclose(after.stats[1][0], before.stats[1][0])
