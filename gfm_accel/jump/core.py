@@ -145,7 +145,8 @@ class GFMJump:
         Args:
             model: the model being trained (a DDP wrapper is fine; its ``module.``
                 parameter names are used).
-            optimizer: its optimizer (needed for ``optimizer_state="reset"``).
+            optimizer: its optimizer (its state is cleared after an accepted jump when
+                ``optimizer_state="reset"``; without one there is nothing to reset).
             eval_fn: ``eval_fn(model) -> float``, the loss on fixed held-out batches; turns
                 the guard on unless ``guard=False``.
             total: planned run length, epochs (``unit="epoch"``) or optimizer steps
@@ -178,8 +179,6 @@ class GFMJump:
             raise ValueError("guard=True needs eval_fn(model) -> float (the loss on held-out batches)")
         if cfg.refresh_bn_batches > 0 and bn_loader is None:
             raise ValueError(f"refresh_bn_batches={cfg.refresh_bn_batches} needs bn_loader= (training batches)")
-        if cfg.optimizer_state == "reset" and optimizer is None:
-            raise ValueError('optimizer_state="reset" needs the optimizer: attach(model, optimizer)')
         if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
             raise ValueError(f"total must be a positive integer (planned epochs or steps), got {total!r}")
         self.forecaster = forecaster

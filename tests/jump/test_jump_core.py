@@ -125,6 +125,7 @@ def test_guard_backs_off_to_a_smaller_alpha_on_least_squares():
     w_n = flatten_params(model)
     forecaster = FixedForecaster(w_n + 3 * (sol - w_n), expected_dim=6)
 
+    @torch.no_grad()
     def eval_fn(m):
         return float(nn.functional.mse_loss(m(x), y))
 
