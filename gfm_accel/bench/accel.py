@@ -344,7 +344,8 @@ def run(args: argparse.Namespace) -> BenchResult:
             tr = load_trajectories(args.source)
             source, source_desc = (tr.weights, tr.spec), f"file {args.source} {tuple(tr.weights.shape)}"
         else:
-            src_epochs = max(max(ms), 20 if args.quick else SOURCE_TASK.epochs)
+            # windows need m + 1 snapshots; quick runs keep the source as short as the budget allows
+            src_epochs = max(max(ms), min(budget, 20) if args.quick else SOURCE_TASK.epochs)
             source = source_trajectories(src_epochs, seeds=tuple(range(args.source_seeds)), limit=args.limit)
             source_desc = (f"generated: {SOURCE_TASK.arch} on {SOURCE_TASK.dataset}, adam/adamw/sgdm/sgd/rmsprop x "
                            f"{args.source_seeds} seeds, {src_epochs} epochs, weights {tuple(source[0].shape)}")

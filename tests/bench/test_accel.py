@@ -1,0 +1,102 @@
+"""The acceleration benchmark: metric arithmetic on hand-made runs, and a tiny end-to-end run."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from gfm_accel.bench.accel import epochs_to_reach, make_forecaster, pair_metrics, parse_schedule, windows
+from gfm_accel.bench.accel_tasks import TASKS, RunLog, build_model, load_split, train_run
+from gfm_accel.cli import main
+
+
+def _log(method, losses, accs=None, wall_step=1.0, jumps=()):
+    accs = accs or [0.5] * len(losses)
+    return RunLog("t", 0, method, val_loss=list(losses), val_acc=list(accs),
+                  train_loss=[math.nan] * len(losses), wall=[wall_step * i for i in range(len(losses))],
+                  jump_seconds=0.5, jumps=list(jumps))
+
+
+def test_epochs_to_reach():
+    assert epochs_to_reach([3.0, 2.0, 1.0, 0.5], 1.0) == 2
+    assert epochs_to_reach([3.0, 2.0, 1.0, 0.5], 0.1) is None
+    assert epochs_to_reach([float("nan"), 0.5], 1.0) == 1
+
+
+def test_pair_metrics_numbers():
+    # B = 8; plain reaches its best (0.2) at epoch 8; the jump run gets there at epoch 4.
+    plain = _log("plain", [2.0, 1.6, 1.2, 1.0, 0.8, 0.6, 0.4, 0.3, 0.2], accs=[0.1 * i for i in range(9)])
+    jumps = [{"accepted": True, "alpha": 1.0}, {"accepted": False, "alpha": None}]
+    fast = _log("gfm", [2.0, 1.6, 1.0, 0.5, 0.2, 0.15, 0.15, 0.15, 0.15], wall_step=1.25, jumps=jumps)
+    m = pair_metrics(plain, fast)
+    best = m["targets"]["best"]
+    assert best["target"] == 0.2 and best["plain_epochs"] == 8 and best["jump_epochs"] == 4
+    assert best["speedup"] == pytest.approx(2.0)
+    assert best["plain_seconds"] == pytest.approx(8.0) and best["jump_seconds"] == pytest.approx(5.0)
+    quarter = m["targets"]["quarter"]  # plain loss after B/4 = 2 epochs: 1.2
+    assert quarter["target"] == 1.2 and quarter["plain_epochs"] == 2 and quarter["jump_epochs"] == 2
+    assert m["targets"]["half"]["jump_epochs"] == 3  # plain loss at epoch 4 is 0.8
+    assert m["equal_epochs"]["end"]["jump_loss"] == 0.15 and m["equal_epochs"]["end"]["plain_acc"] == pytest.approx(0.8)
+    assert m["jumps"]["accept_rate"] == 0.5 and m["jumps"]["attempts"] == 2
+    # A run that never reaches the best: "not reached", and the speedup bound plain/B.
+    slow = _log("linear", [2.0] + [0.9] * 8)
+    s = pair_metrics(plain, slow)["targets"]["best"]
+    assert s["jump_epochs"] is None and s["speedup"] is None and s["speedup_bound"] == pytest.approx(1.0)
+
+
+def test_pair_metrics_rejects_different_budgets():
+    with pytest.raises(ValueError, match="different budgets"):
+        pair_metrics(_log("plain", [1.0, 0.5]), _log("gfm", [1.0, 0.5, 0.4]))
+
+
+def test_parse_schedule():
+    assert parse_schedule("periodic:n=4,K=10,P=5") == {"mode": "periodic", "n": 4, "horizon": 10, "every": 5}
+    assert parse_schedule("far:n=9") == {"mode": "far", "n": 9}
+    for bad in ("sideways:n=4", "periodic:q=3", "periodic:n=x"):
+        with pytest.raises(ValueError, match="schedule"):
+            parse_schedule(bad)
+
+
+def test_windows_and_ridge_fit():
+    w = torch.arange(2 * 6 * 3, dtype=torch.float32).view(2, 6, 3)
+    win = windows(w, 4)
+    assert win.shape == (2 * 3, 4, 3)
+    assert torch.equal(win[2], w[0, 1:5]) and torch.equal(win[3], w[1, 1:5])
+    # ridge_coord fitted on exactly-linear windows extrapolates them exactly
+    t = torch.arange(12.0)
+    lin = (t.view(1, 12, 1) * torch.tensor([0.5, -1.0, 2.0])).repeat(3, 1, 1) + torch.randn(3, 1, 3)
+    f = make_forecaster("ridge_coord", n=2, m=6, source=(lin, None))
+    pred = f.forecast(lin[0, 3:6], 6)  # w_3..w_5 re-indexed as w_0..w_2; m=6 -> w_9
+    assert torch.allclose(pred, lin[0, 9], atol=1e-3)
+
+
+def test_tasks_are_seeded_and_paired():
+    task = TASKS["mlp_mnist1d"].with_epochs(2)
+    split = load_split(task.dataset, 200)
+    assert len(split.x_train) == 200 and len(split.x_guard) == 400 and len(split.x_val) == 800
+    a, b = train_run(task, 3, split=split), train_run(task, 3, split=split)
+    assert a.val_loss == b.val_loss and len(a.val_loss) == 3
+    assert a.val_loss[-1] < a.val_loss[0]  # it learns
+    m1, m2 = build_model(TASKS["vit_digits"], load_split("digits", 50), 0), build_model(TASKS["vit_digits"], load_split("digits", 50), 0)
+    assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters()))
+
+
+def test_cli_end_to_end(tmp_path):
+    out = tmp_path / "accel"
+    rc = main(["bench", "accel", "--quick", "--epochs", "8", "--limit", "200", "--methods", "linear,ridge_coord",
+               "--schedule", "periodic:n=2,K=4,P=3", "--source-seeds", "1", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["benchmark"] == "accel" and record["quick"] is True and record["seeds"] == [0]
+    pairs = record["results"]["pairs"]
+    assert {p["method"] for p in pairs} == {"linear", "ridge_coord"}
+    for p in pairs:
+        assert p["jumps"]["attempts"] == 2  # jumps due after epochs 3 and 6 (P = 3)
+        assert p["targets"]["best"]["plain_epochs"] is not None
+    runs = record["results"]["runs"]
+    plain = [r for r in runs if r["method"] == "plain"][0]
+    assert len(plain["val_loss"]) == 9 and plain["wall"][-1] > 0
+    table = (out / "table.md").read_text()
+    assert "| mlp_mnist1d | linear |" in table and "mean speedup over tasks" in table
+    assert (out / "val_loss.png").stat().st_size > 1000
