@@ -449,11 +449,11 @@ class GFMForecaster:
         try:
             backend = _backend_class(variant).from_config(config)
             backend.load_state_tensors(load_tensors(path))
+            self = cls.from_backend(backend, **(decoded.get("provenance") or {}))
         except FileFormatError:
             raise
         except (ValueError, KeyError, RuntimeError, TypeError) as exc:
             raise FileFormatError(f"{where}: cannot rebuild the {variant} forecaster ({exc})") from exc
-        self = cls.from_backend(backend, **(decoded.get("provenance") or {}))
         self.history = list(decoded.get("history_tail") or [])
         return self
 
