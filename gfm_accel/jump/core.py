@@ -406,25 +406,28 @@ class GFMJump:
         if guarded:
             record.loss_before = self._evaluate(model, device)
         accepted_alpha = None
-        for a in cfg.candidate_alphas(guarded):
-            record.alphas_tried.append(a)
-            assign_params(model, w_n + a * delta, spec)
-            if cfg.refresh_bn_batches > 0:
-                self._refresh_bn(model, device)
-            if not guarded:
-                accepted_alpha = a
-                break
-            after = self._evaluate(model, device)
-            record.losses_after.append(after)
-            lb = record.loss_before
-            if math.isfinite(after) and math.isfinite(lb) and after <= lb + cfg.tolerance * abs(lb):
-                accepted_alpha = a
-                break
+        try:
+            for a in cfg.candidate_alphas(guarded):
+                record.alphas_tried.append(a)
+                assign_params(model, w_n + a * delta, spec)
+                if cfg.refresh_bn_batches > 0:
+                    self._refresh_bn(model, device)
+                if not guarded:
+                    accepted_alpha = a
+                    break
+                after = self._evaluate(model, device)
+                record.losses_after.append(after)
+                lb = record.loss_before
+                if math.isfinite(after) and math.isfinite(lb) and after <= lb + cfg.tolerance * abs(lb):
+                    accepted_alpha = a
+                    break
+        except BaseException:
+            # eval_fn or the BatchNorm loader failed mid-jump: never leave the model jumped.
+            self._restore(params, backup, buffers, buffer_backup)
+            model.train(was_training)
+            raise
         if accepted_alpha is None:
-            for p, b in zip(params, backup):
-                p.copy_(b)
-            for buf, b in zip(buffers, buffer_backup):
-                buf.copy_(b)
+            self._restore(params, backup, buffers, buffer_backup)
             record.reason = "rejected: loss rose"
             if record.loss_before is not None and not math.isfinite(record.loss_before):
                 record.reason = "rejected: guard loss before the jump is not finite"
@@ -452,6 +455,14 @@ class GFMJump:
         if cfg.mode == "far":
             self._far_done = True
         return record
+
+    @staticmethod
+    @torch.no_grad()
+    def _restore(params, backup, buffers, buffer_backup) -> None:
+        for p, b in zip(params, backup):
+            p.copy_(b)
+        for buf, b in zip(buffers, buffer_backup):
+            buf.copy_(b)
 
     def _after_accept(self, record: JumpRecord) -> None:
         self._jumps += 1

@@ -298,3 +298,54 @@ def test_refresh_batchnorm_handles_dict_batches_and_empty_loaders():
     assert refresh_batchnorm(net, [{"inputs": torch.randn(16, 2) + 3}] * 5, 4) == 4
     assert not net.training and float(net.bn.running_mean.abs().sum()) > 0
     assert refresh_batchnorm(nn.Linear(2, 2), [torch.randn(2, 2)], 3) == 0
+
+
+def test_eval_fn_failure_mid_jump_restores_the_model():
+    x, y, xv, yv = digits(128, 64)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    calls = []
+
+    def flaky_eval(m):
+        calls.append(1)
+        if len(calls) == 2:  # fails after the first candidate was written
+            raise RuntimeError("eval crashed")
+        return eval_loss_fn(xv, yv)(m)
+
+    jump = GFMJump(FarAwayForecaster(), n=1).attach(model, opt, eval_fn=flaky_eval)
+    train_epoch(model, opt, x, y, 0)
+    model.train()
+    before = _snap(model)
+    with pytest.raises(RuntimeError, match="eval crashed"):
+        jump.on_epoch_end(0)
+    assert torch.equal(_snap(model), before) and model.training
+
+
+def test_force_jump_and_step_events_in_epoch_mode():
+    x, y, _, _ = digits(128)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    jump = GFMJump(LinearExtrapolationForecaster(), n=1, every=3).attach(model, opt)
+    assert jump.on_step_end() is None and jump.recorder.steps == [0]  # epoch unit: steps only count
+    assert jump.maybe_jump(force=True) is None  # only w_0 held
+    train_epoch(model, opt, x, y, 0)
+    assert jump.on_epoch_end(0) is None and not jump.due()
+    rec = jump.maybe_jump(force=True)
+    assert rec is not None and rec.accepted and rec.step == 1 and rec.m == 2
+    assert jump.recorder.steps == [1]
+
+
+def test_state_of_an_unattached_jump_round_trips_through_a_file(tmp_path):
+    x, y, _, _ = digits(128)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    jump = GFMJump(LastValueForecaster(), n=2).attach(model, opt)
+    train_epoch(model, opt, x, y, 0)
+    jump.on_epoch_end(0)
+    path = jump.save_state(tmp_path / "s.safetensors")
+    fresh = GFMJump(LastValueForecaster(), n=2)
+    fresh.load_state(path)  # pending until attach
+    assert fresh.state_dict()["epochs"] == 1
+    fresh.attach(mlp(seed=3), opt)
+    assert fresh.recorder.steps == [0, 1]
+    torch.testing.assert_close(fresh.recorder.weights(), jump.recorder.weights(), rtol=0, atol=0)
