@@ -284,3 +284,43 @@ def test_optimizer_state_reset_clears_the_real_adamw_state(tmp_path):
     assert after.opt_state[2] == {}
     # Training goes on and rebuilds the state.
     assert trainer.state.global_step == 16 and len(after.opt_state[4]) == len(before.opt_state[2])
+
+
+class StopAtStep(TrainerCallback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+
+
+def test_resume_mid_epoch_with_the_step_unit(tmp_path):
+    def cfg():
+        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, unit="step", every_n_steps=2, alpha=0.5)
+
+    # 4 optimizer steps per epoch; the checkpoint at step 6 is in the middle of epoch 2 and
+    # of observation (w_0, w_2, w_4, w_6 held; the jump needs w_8). The guard uses the
+    # Trainer's eval dataset even with eval_strategy="no".
+    common = dict(max_steps=14, eval_strategy="no", save_strategy="steps", save_steps=6)
+    ref = cfg()
+    ref_trainer = _trainer(tmp_path / "ref", [ref], **{**common, "save_strategy": "no"})
+    ref_trainer.train()
+    # Snapshots every 2 steps; the jump after w_8; target m = 14 // 2 = 7 snapshot units.
+    assert [(r.step, r.m) for r in ref.history] == [(8, 7)]
+
+    run = tmp_path / "run"
+    first = cfg()
+    _trainer(run, [first, StopAtStep(6)], **common).train()
+    assert first.history == [] and first.core.recorder.steps == [0, 2, 4, 6]
+
+    second = cfg()
+    t2 = _trainer(run, [second], model=tiny_gpt2(seed=5), **common)
+    t2.train(resume_from_checkpoint=str(run / "checkpoint-6"))
+    assert len(second.history) == 1
+    a, b = ref.history[0], second.history[0]
+    assert (b.step, b.m, b.alpha, b.accepted) == (a.step, a.m, a.alpha, a.accepted)
+    assert b.loss_before == pytest.approx(a.loss_before, rel=1e-5)
+    assert second.core.recorder.steps == ref.core.recorder.steps == [0, 2, 4, 6, 8]
+    assert torch.allclose(second.core.recorder.weights(), ref.core.recorder.weights(), atol=1e-6)
+    assert torch.allclose(flat_params(t2.model), flat_params(ref_trainer.model), atol=1e-5)
