@@ -257,6 +257,8 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
 def _num(x: float) -> str:
     if not math.isfinite(x):
         return str(x)
+    if 0 < abs(x) < 5e-4:
+        return f"{x:.1e}"
     s = f"{x:.3f}"
     if s.startswith("0."):
         s = s[1:]
@@ -264,7 +266,10 @@ def _num(x: float) -> str:
 
 
 def fmt_cell(mean: float | None, std: float | None) -> str:
-    """The paper's cell format ``.021 (.013)``: 3 decimals, leading zero dropped."""
+    """The paper's cell format ``.021 (.013)``: 3 decimals, leading zero dropped.
+
+    Numbers below 5e-4 (which would print as ``.000``) are printed as ``1.2e-05``.
+    """
     if mean is None:
         return "-"
     return f"{_num(mean)} ({_num(std or 0.0)})"
