@@ -27,6 +27,7 @@ Design choices where the paper is silent:
   evaluated: evaluating jumped weights with the old statistics would make the guard
   reject good jumps of BatchNorm models.
 * A far jump is attempted once; if it is rejected or skipped, training simply continues.
+* No jump is made at or after the planned end (``total``): no training would follow it.
 * After an accepted periodic jump the recorder is cleared and the jumped weights become the
   next window's ``w_0`` (recorded at the same step index).
 * ``eval_fn`` is called under ``torch.no_grad()`` and the model's train/eval mode is
@@ -298,6 +299,8 @@ class GFMJump:
         cfg = self.config
         if len(self.recorder) < cfg.n + 1:
             return False
+        if self.total is not None and self._counter() >= self.total:
+            return False  # the planned run is over: no training would follow the jump
         if cfg.mode == "far":
             return self._seg >= cfg.n
         return self._seg > 0 and self._seg % cfg.periodic_every == 0

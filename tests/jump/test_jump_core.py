@@ -72,6 +72,17 @@ def test_periodic_schedule_windows_restart_after_each_jump():
     assert jump.jumps == 3
 
 
+def test_no_periodic_jump_at_the_planned_end():
+    x, y, _, _ = digits(128)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    jump = GFMJump(LastValueForecaster(), n=2).attach(model, opt, total=6)
+    for epoch in range(6):
+        train_epoch(model, opt, x, y, epoch)
+        jump.on_epoch_end(epoch)
+    assert [r.step for r in jump.history] == [2, 4]  # not 6: the run ends there
+
+
 def test_periodic_every_and_max_jumps():
     x, y, _, _ = digits(128)
     model = mlp()
