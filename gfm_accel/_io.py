@@ -33,6 +33,10 @@ def atomic_save_file(tensors: Mapping[str, torch.Tensor], path: str | os.PathLik
         save_file(contiguous, tmp, metadata=dict(metadata))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp creates 0600; give the file the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
