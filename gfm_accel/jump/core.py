@@ -122,13 +122,13 @@ class GFMJump:
         self.eval_fn: Callable[[nn.Module], float] | None = None
         self.bn_loader: Iterable | None = None
         self.total: int | None = None
-        self._m_far: int | None = None
         # Counters (all in the state dict).
         self._epochs = 0  # epochs completed
         self._steps = 0  # optimizer steps completed
         self._seg = 0  # snapshots recorded in the current window after its first one
         self._jumps = 0  # accepted jumps
         self._far_done = False
+        self._start = 0  # counter value of w_0
         self._pending_state: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ setup
@@ -140,6 +140,7 @@ class GFMJump:
         eval_fn: Callable[[nn.Module], float] | None = None,
         total: int | None = None,
         bn_loader: Iterable | None = None,
+        start: int = 0,
     ) -> "GFMJump":
         """Bind to a model (and optimizer) and record ``w_0``.
 
@@ -153,6 +154,11 @@ class GFMJump:
             total: planned run length, epochs (``unit="epoch"``) or optimizer steps
                 (``unit="step"``); far mode's default target ``m``.
             bn_loader: batches for ``refresh_bn_batches``.
+            start: epochs (or optimizer steps) already completed when attaching to a run
+                in progress without a saved jump state: ``w_0`` gets this step index, step
+                snapshots are taken every ``every_n_steps`` from it, and far mode's default
+                target is ``total - start`` (in snapshot units). Ignored when a saved state
+                is loaded.
 
         Returns:
             ``self``.
@@ -174,14 +180,18 @@ class GFMJump:
                 f"D={spec.numel} trainable parameters; use a forecaster for this model (or a "
                 f"model-agnostic one with expected_dim=None)"
             )
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
+            raise ValueError(f"total must be a positive integer (planned epochs or steps), got {total!r}")
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"start must be an integer >= 0 (epochs or steps already done), got {start!r}")
+        if total is not None and start >= total:
+            raise ValueError(f"start={start} is not before the planned end total={total}")
         if cfg.mode == "far":
-            self._m_far = self._far_target(total)
+            self._far_target(total, start)  # fail early; recomputed from the loaded state
         if cfg.guard is True and eval_fn is None:
             raise ValueError("guard=True needs eval_fn(model) -> float (the loss on held-out batches)")
         if cfg.refresh_bn_batches > 0 and bn_loader is None:
             raise ValueError(f"refresh_bn_batches={cfg.refresh_bn_batches} needs bn_loader= (training batches)")
-        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
-            raise ValueError(f"total must be a positive integer (planned epochs or steps), got {total!r}")
         self.forecaster = forecaster
         self.model, self.optimizer, self.eval_fn, self.bn_loader, self.total = model, optimizer, eval_fn, bn_loader, total
         every = "epoch" if cfg.unit == "epoch" else cfg.every_n_steps
@@ -192,6 +202,11 @@ class GFMJump:
             state, self._pending_state = self._pending_state, None
             self.load_state_dict(state)
         else:
+            self._start = start
+            if cfg.unit == "epoch":
+                self._epochs = max(self._epochs, start)
+            else:
+                self._steps = max(self._steps, start)
             self.recorder.record(self._counter())
         return self
 
@@ -212,7 +227,8 @@ class GFMJump:
             )
         return forecaster
 
-    def _far_target(self, total: int | None) -> int:
+    def _far_target(self, total: int | None, start: int) -> int:
+        """Far mode's ``m`` in snapshot units, counted from ``w_0`` (taken at ``start``)."""
         cfg = self.config
         if cfg.horizon is not None:
             m = cfg.horizon
@@ -221,7 +237,7 @@ class GFMJump:
                 "far mode needs the planned run length: attach(..., total=epochs or steps) or horizon=m"
             )
         else:
-            m = total if cfg.unit == "epoch" else total // cfg.every_n_steps
+            m = (total - start) if cfg.unit == "epoch" else (total - start) // cfg.every_n_steps
         if m <= cfg.n:
             raise ValueError(
                 f"far mode: the target m={m} (snapshot units) must be larger than n={cfg.n}; the run is too "
@@ -275,7 +291,7 @@ class GFMJump:
         if new <= self._steps:
             return None
         self._steps = new
-        if self.config.unit != "step" or new % self.config.every_n_steps != 0:
+        if self.config.unit != "step" or (new - self._start) % self.config.every_n_steps != 0:
             return None
         return self._observe(new, loss)
 
@@ -318,7 +334,7 @@ class GFMJump:
     def _target_m(self) -> int:
         cfg = self.config
         if cfg.mode == "far":
-            return int(self._m_far)
+            return self._far_target(self.total, self._start)
         return cfg.n + cfg.periodic_horizon
 
     def _forecast(self, spec: ParamSpec, m: int, device: torch.device) -> tuple[int, torch.Tensor | None]:
@@ -492,6 +508,7 @@ class GFMJump:
             "seg": self._seg,
             "jumps": self._jumps,
             "far_done": self._far_done,
+            "start": self._start,
             "history": [r.to_dict() for r in self.history],
             "recorder": self.recorder.state_dict() if self.recorder is not None else None,
         }
@@ -526,6 +543,7 @@ class GFMJump:
         self._seg = int(state["seg"])
         self._jumps = int(state["jumps"])
         self._far_done = bool(state["far_done"])
+        self._start = int(state.get("start", 0))
         self.history = [JumpRecord.from_dict(r) for r in state.get("history", [])]
 
     def save_state(self, path: str | os.PathLike, *, all_ranks: bool = False) -> Path:

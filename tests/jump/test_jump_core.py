@@ -360,3 +360,26 @@ def test_state_of_an_unattached_jump_round_trips_through_a_file(tmp_path):
     fresh.attach(mlp(seed=3), opt)
     assert fresh.recorder.steps == [0, 1]
     torch.testing.assert_close(fresh.recorder.weights(), jump.recorder.weights(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("unit", ["epoch", "step"])
+def test_attach_mid_run_with_start(unit):
+    x, y, _, _ = digits(128)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    if unit == "epoch":
+        jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2).attach(model, opt, total=10, start=3)
+        for epoch in range(3, 6):
+            train_epoch(model, opt, x, y, epoch)
+            jump.on_epoch_end(epoch)
+        assert jump.recorder.steps == [3, 4, 5]
+        assert [(r.step, r.m) for r in jump.history] == [(5, 7)]  # m counted from w_0 at epoch 3
+    else:
+        jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=4)
+        jump.attach(model, opt, total=50, start=10)
+        for step in range(11, 19):
+            jump.on_step_end(step)
+        assert jump.recorder.steps == [10, 14, 18]
+        assert [(r.step, r.m) for r in jump.history] == [(18, 10)]  # (50 - 10) // 4
+    with pytest.raises(ValueError, match="start=12 is not before the planned end total=10"):
+        GFMJump(LinearExtrapolationForecaster(), mode="far", n=2).attach(mlp(), total=10, start=12)
