@@ -81,6 +81,9 @@ def canonicalize_safetensors(path: str | os.PathLike) -> Path:
                 shutil.copyfileobj(src, dst, 16 << 20)
                 dst.flush()
                 os.fsync(dst.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--runs", type=int, default=None, help="trajectories (init seeds) per file")
     v.add_argument("--epochs", type=int, default=None, help="epochs per run")
     v.add_argument("--momentum", type=float, default=None, help="SGD momentum (default 0.9)")
-    v.add_argument("--arch-seed", type=int, default=0, help="seed of the fixed sampled architecture (default 0)")
+    v.add_argument("--arch-seed", type=int, default=None,
+                   help="seed of the fixed sampled architecture (default: the preset's; cpu 0, paper cnn 10)")
     v.add_argument("--cell", default=None, help="cnn: a NAS-Bench-201 cell string instead of sampling")
     v.add_argument("--channels", type=int, default=None, help="cnn width")
     v.add_argument("--depth", type=int, default=None, help="transformer depth")
@@ -105,10 +106,9 @@ def run(args: argparse.Namespace) -> int:
                 "dataset": args.dataset, "runs": args.runs, "epochs": args.epochs, "batch_size": args.batch_size,
                 "lr": args.lr, "cell": args.cell, "channels": args.channels, "depth": args.depth,
                 "hidden": args.hidden, "dropout": args.dropout, "runs_per_file": args.runs_per_file,
-                "snapshot_every": args.snapshot_every,
+                "snapshot_every": args.snapshot_every, "arch_seed": args.arch_seed,
             }.items() if v is not None
         }
-        overrides["arch_seed"] = args.arch_seed
         if args.momentum is not None:
             overrides["optimizer_kwargs"] = {"momentum": args.momentum}
         cfg = VisionConfig.preset(args.preset, args.task, **overrides)

@@ -79,6 +79,17 @@ def test_vision_files(tmp_path, tiny_digits, family):
     assert _sha(paths[0]) == _sha(again[0])
 
 
+def test_paper_presets_parameter_counts():
+    from gfm_accel.data.generate import _resolve_arch, build_vision_model_factory
+    from gfm_accel.data.nets import count_params
+
+    counts = {}
+    for family in ("cnn", "transformer"):
+        arch = _resolve_arch(VisionConfig.preset("paper", family))
+        counts[family] = count_params(build_vision_model_factory(arch, (3, 32, 32), 10)())
+    assert counts == {"cnn": 5338, "transformer": 924_554}  # paper: 5,418 and 924,554
+
+
 def test_vision_config():
     cfg = VisionConfig.preset("paper", "transformer")
     assert (cfg.dataset, cfg.runs, cfg.epochs, cfg.depth, cfg.hidden) == ("cifar10", 100, 200, 4, 128)
