@@ -61,13 +61,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 if importlib.util.find_spec("transformers") is None:  # tested in a subprocess (tests/integrations)
     raise ImportError(
         "gfm_accel.integrations.hf needs the Hugging Face transformers package: "
         "pip install 'gfm_accel[hf]'"
     )
+
+import torch  # noqa: E402
 
 from transformers import TrainerCallback  # noqa: E402
 

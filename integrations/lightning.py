@@ -55,10 +55,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Callable
 
-import torch
-
 if importlib.util.find_spec("lightning") is None:  # tested in a subprocess (tests/integrations)
     raise ImportError("gfm_accel.integrations.lightning needs Lightning: pip install 'gfm_accel[lightning]'")
+
+import torch  # noqa: E402
 
 from lightning.fabric.utilities.apply_func import move_data_to_device  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
