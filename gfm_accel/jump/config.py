@@ -60,8 +60,8 @@ class JumpConfig:
         optimizer_state: ``"reset"`` (default: clear momentum buffers / Adam moments and step
             counts after an accepted jump) or ``"keep"``. Measured on a digits MLP over 20
             epochs with periodic jumps, 5 seeds (``benchmarks/bench_jump_optimizer_state.py``):
-            Adam/AdamW final val loss 0.152 (reset) vs 0.160 (keep), SGD+momentum a tie
-            (0.112 both). Reason: the first moment points along the path the jump has
+            Adam/AdamW final val loss 0.152 (reset) vs 0.160 (keep), lower in 5/5 seeds,
+            accuracy a tie; SGD+momentum a tie (0.112 both). Reason: the first moment points along the path the jump has
             already travelled, so keeping it overshoots. See ``docs/jump.md``.
         refresh_bn_batches: if > 0, recompute BatchNorm running statistics from this many
             batches of the ``bn_loader`` after each candidate jump (before it is evaluated).
