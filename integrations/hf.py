@@ -280,7 +280,8 @@ class GFMJump(TrainerCallback):
     def _log(self, record, state) -> None:
         if record is None:
             return
-        entry: dict[str, Any] = dict(record.log_dict(self.log_prefix))
+        # NaN (e.g. no guard loss) is left out: trainer_state.json stays strict JSON.
+        entry: dict[str, Any] = {k: v for k, v in record.log_dict(self.log_prefix).items() if not math.isnan(v)}
         entry["epoch"] = state.epoch
         entry["step"] = state.global_step
         state.log_history.append(entry)

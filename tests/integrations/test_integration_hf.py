@@ -324,3 +324,22 @@ def test_resume_mid_epoch_with_the_step_unit(tmp_path):
     assert second.core.recorder.steps == ref.core.recorder.steps == [0, 2, 4, 6, 8]
     assert torch.allclose(second.core.recorder.weights(), ref.core.recorder.weights(), atol=1e-6)
     assert torch.allclose(flat_params(t2.model), flat_params(ref_trainer.model), atol=1e-5)
+
+
+def test_eval_dataset_given_to_the_callback_drives_the_guard(tmp_path):
+    train, held_out = lm_datasets()
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, eval_dataset=held_out, eval_batches=2)
+    trainer = Trainer(model=tiny_gpt2(), args=_args(tmp_path, eval_strategy="no"), train_dataset=train, callbacks=[jump])
+    trainer.train()
+    rec = jump.history[0]
+    assert rec.loss_before is not None and 3.0 < rec.loss_before < 6.0  # byte-level LM loss near log(128) = 4.85
+    assert len(rec.losses_after) == len(rec.alphas_tried) >= 1
+
+
+def test_unguarded_jump_logs_no_nan(tmp_path):
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    trainer = _trainer(tmp_path, [jump], num_train_epochs=3, eval_strategy="no")
+    trainer.train()
+    (entry,) = _jump_logs(trainer)
+    assert "gfm/loss_before" not in entry and entry["gfm/accepted"] == 1.0
+    json.dumps(trainer.state.log_history, allow_nan=False)  # strict JSON
