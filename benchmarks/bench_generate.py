@@ -51,7 +51,7 @@ def main() -> int:
     lines = [f"# bench_generate: linreg protocol {len(OPTIMIZERS)} optimizers x {len(SEEDS)} seeds x "
              f"{cfg.n_trajectories} trajectories x {cfg.steps} updates",
              f"# command: OMP_NUM_THREADS=1 python {' '.join(sys.argv)}",
-             f"# machine: {machine_line()}",
+             f"# machine: {machine_line()}; load average {os.getloadavg()[0]:.1f} (CPU shared with other jobs)",
              f"# config: {cfg.to_json()}"]
 
     def say(s: str) -> None:
