@@ -119,3 +119,17 @@ def test_verdicts_say_when_a_reference_beats_gfm():
     cells = {"gfm": {"sgd": {"mean": 0.05}}, "ridge": {"sgd": {"mean": 0.01}}, "lstm": {"sgd": {"mean": 0.2}}}
     (line,) = fe.verdicts(cells, ["sgd"])
     assert "`ridge` beat GFM" in line and "lstm" not in line
+
+
+def test_sensitivity_quick_grid_miniature(tmp_path):
+    out = tmp_path / "sens"
+    assert main(["bench", "sensitivity", "--quick", "--seeds", "0", "--optimizers", "sgd", "--epochs", "2",
+                 "--n-train", "6", "--n-test", "3", "--out", str(out), "--no-progress"]) == 0
+    rec = _record(out)
+    assert rec["quick"] is True and rec["config"]["grid"] == "quick"
+    cells = rec["results"]["cells"]
+    assert set(cells) == {"b1_g1_z1", "b1_g1_z10", "b1_g1_z100", "b0.1_g1_z10", "b0.1_g1_z100", "b1_g0.1_z100"}
+    best = rec["results"]["best"]["sgd"]
+    assert best["cell"]["mean"] == min(c["sgd"]["mean"] for c in cells.values())
+    assert rec["results"]["paper"]["b1_g1_z100"]["sgd"] == [0.021, 0.013]
+    assert "zeta = 100" in (out / "table.md").read_text()
