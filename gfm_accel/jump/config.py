@@ -25,11 +25,12 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["JumpConfig", "JumpRecord", "MODES", "UNITS", "OPTIMIZER_STATES"]
+__all__ = ["JumpConfig", "JumpRecord", "MODES", "UNITS", "OPTIMIZER_STATES", "SNAPSHOT_DTYPES"]
 
 MODES = ("periodic", "far")
 UNITS = ("epoch", "step")
 OPTIMIZER_STATES = ("keep", "reset")
+SNAPSHOT_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -67,6 +68,9 @@ class JumpConfig:
             batches of the ``bn_loader`` after each candidate jump (before it is evaluated).
         max_jumps: periodic mode: stop after this many accepted jumps (None = no limit).
         include_frozen: also record/forecast frozen parameters (default False).
+        snapshot_dtype: storage dtype of the recorded snapshots, ``"float32"`` (default),
+            ``"bfloat16"`` or ``"float16"`` (half the memory; the forecaster still gets
+            float32, and the jump starts from the live weights, not a rounded snapshot).
 
     Example:
         >>> cfg = JumpConfig(mode="far", n=4, alpha=0.5)
@@ -88,6 +92,7 @@ class JumpConfig:
     refresh_bn_batches: int = 0
     max_jumps: int | None = None
     include_frozen: bool = False
+    snapshot_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -128,6 +133,8 @@ class JumpConfig:
         for a in self.alphas:
             if not (_is_pos_finite(a) and a <= 1.0):
                 raise ValueError(f"every factor in alphas must lie in (0, 1], got {a!r}")
+        if self.snapshot_dtype not in SNAPSHOT_DTYPES:
+            raise ValueError(f"snapshot_dtype must be one of {SNAPSHOT_DTYPES}, got {self.snapshot_dtype!r}")
         if self.guard is not None and not isinstance(self.guard, bool):
             raise ValueError(f"guard must be True, False or None, got {self.guard!r}")
         if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) or not (

@@ -196,7 +196,13 @@ class GFMJump:
         self.model, self.optimizer, self.eval_fn, self.bn_loader, self.total = model, optimizer, eval_fn, bn_loader, total
         every = "epoch" if cfg.unit == "epoch" else cfg.every_n_steps
         self.recorder = WeightRecorder(
-            model, every=every, keep=cfg.n + 1, include_frozen=cfg.include_frozen, record_initial=False, spec=spec
+            model,
+            every=every,
+            keep=cfg.n + 1,
+            dtype=cfg.snapshot_dtype,
+            include_frozen=cfg.include_frozen,
+            record_initial=False,
+            spec=spec,
         )
         if self._pending_state is not None:
             state, self._pending_state = self._pending_state, None

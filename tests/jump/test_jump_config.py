@@ -49,6 +49,7 @@ def test_json_round_trip():
         ({"optimizer_state": "zero"}, "optimizer_state"),
         ({"refresh_bn_batches": -1}, "refresh_bn_batches"),
         ({"guard": "yes"}, "guard"),
+        ({"snapshot_dtype": "int8"}, "snapshot_dtype"),
     ],
 )
 def test_invalid_options_name_the_problem(kwargs, words):

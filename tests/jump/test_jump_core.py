@@ -383,3 +383,18 @@ def test_attach_mid_run_with_start(unit):
         assert [(r.step, r.m) for r in jump.history] == [(18, 10)]  # (50 - 10) // 4
     with pytest.raises(ValueError, match="start=12 is not before the planned end total=10"):
         GFMJump(LinearExtrapolationForecaster(), mode="far", n=2).attach(mlp(), total=10, start=12)
+
+
+def test_bfloat16_snapshots_jump_from_the_live_weights():
+    x, y, _, _ = digits(128)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    jump = GFMJump(LastValueForecaster(), mode="far", n=1, snapshot_dtype="bfloat16").attach(model, opt, total=5)
+    train_epoch(model, opt, x, y, 0)
+    live = _snap(model)
+    rec = jump.on_epoch_end(0)
+    # The forecast is the bf16-rounded w_1; the jump moves the live weights exactly onto it.
+    assert rec.accepted and jump.recorder.state_dict()["weights"].dtype == torch.bfloat16
+    expected = live.to(torch.bfloat16).float()
+    torch.testing.assert_close(_snap(model), expected, rtol=0, atol=1e-7)
+    assert 0 < rec.jump_norm < 1e-2 * float(live.norm())
