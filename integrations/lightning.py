@@ -215,7 +215,12 @@ class GFMJump(Callback):
             return
         metrics = {k: float(v) for k, v in record.log_dict(self.log_prefix).items()}
         has_logger = bool(getattr(self._trainer, "loggers", None))
-        pl_module.log_dict(metrics, on_step=on_step, on_epoch=not on_step, prog_bar=False, logger=has_logger)
+        # The values agree across ranks (the core all-reduces the guard loss and broadcasts
+        # the decision); sync_dist only averages the per-rank wall times.
+        distributed = getattr(self._trainer, "world_size", 1) > 1
+        pl_module.log_dict(
+            metrics, on_step=on_step, on_epoch=not on_step, prog_bar=False, logger=has_logger, sync_dist=distributed
+        )
         if getattr(self._trainer, "is_global_zero", True):
             logger.info(
                 "GFMJump at step %s: %s (alpha=%s, loss %s -> %s, %.3f s)",

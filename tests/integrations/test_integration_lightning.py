@@ -183,7 +183,8 @@ def test_wrong_size_forecaster_is_refused_at_start(tmp_path):
         trainer.fit(_module(), *_loaders())
 
 
-def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path):
+@pytest.mark.parametrize("save_on_train_epoch_end", [True, None])  # None: Lightning decides (here: after validation)
+def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path, save_on_train_epoch_end):
     def cfg():
         return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5)
 
@@ -195,7 +196,9 @@ def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path):
 
     ckpt_dir = tmp_path / "ckpt"
     first = cfg()
-    saver = ModelCheckpoint(dirpath=str(ckpt_dir), save_top_k=-1, every_n_epochs=1, save_on_train_epoch_end=True)
+    saver = ModelCheckpoint(
+        dirpath=str(ckpt_dir), save_top_k=-1, every_n_epochs=1, save_on_train_epoch_end=save_on_train_epoch_end
+    )
     t1 = _trainer(tmp_path / "run", [first, StopAfter(2), saver], max_epochs=6, enable_checkpointing=True)
     t1.fit(_module(), *_loaders())
     assert first.history == [] and first.core.recorder.steps == [0, 1, 2]
