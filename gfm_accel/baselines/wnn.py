@@ -10,30 +10,27 @@ import torch
 from torch import nn
 
 from ..params import ParamSpec
-from .base import Baseline, train_module
-from .reference import coordinate_window
+from .base import Baseline, coordinate_scale, train_module
 
 __all__ = ["WNN", "wnn_features"]
 
 
 def wnn_features(prefix: torch.Tensor, spec: ParamSpec | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The "calculus layer": value and difference features of each coordinate's window.
+    """The "calculus layer": each coordinate's current value and its scaled step differences.
 
     Args:
         prefix: ``(B, n+1, D)``.
         spec: layout of D, or None.
 
     Returns:
-        ``(features, s)``: features ``(B, D, F)`` with ``F = 2n`` (``F = 1``, a zero,
-        when n = 0): the centred values ``(w_k - w_n)/s`` for ``k < n`` (``[X1]``) and the
-        differences ``(w_{k+1} - w_k)/s`` (``[dX]``); ``s`` ``(B, D)`` is the tensor's
-        movement scale (:func:`~gfm_accel.baselines.base.coordinate_scale`).
+        ``(features, s)``: features ``(B, D, n+1)``: the raw current value ``w_n``
+        (Table 5's ``[X1]``) followed by the differences ``(w_{k+1} - w_k)/s`` for
+        ``k = 0..n-1`` (``[dX]``); ``s`` ``(B, D)`` is the tensor's movement scale
+        (:func:`~gfm_accel.baselines.base.coordinate_scale`).
     """
-    z, s = coordinate_window(prefix, spec)
-    if z.shape[-1] == 0:
-        return torch.zeros(*z.shape[:2], 1), s
-    full = torch.cat([z, torch.zeros_like(z[..., :1])], dim=-1)  # append w_n - w_n = 0
-    return torch.cat([z, full.diff(dim=-1)], dim=-1), s
+    s = coordinate_scale(prefix, spec)
+    diffs = prefix.diff(dim=1) / s.unsqueeze(1)  # (B, n, D)
+    return torch.cat([prefix[:, -1:], diffs], dim=1).transpose(1, 2), s
 
 
 class _WNNNet(nn.Module):
@@ -94,16 +91,16 @@ class WNN(Baseline):
 
     @classmethod
     def num_params(cls, dim: int, n: int = 4) -> int:
-        return sum(p.numel() for p in _WNNNet(max(2 * n, 1), 40, 12).parameters())
+        return sum(p.numel() for p in _WNNNet(n + 1, 40, 12).parameters())
 
     def _fit(self, prefix, target, *, epochs, batch_size, lr, seed, progress, spec=None) -> None:
         n = prefix.shape[1] - 1
-        self.module = _WNNNet(max(2 * n, 1), self.width, self.layers)
+        self.module = _WNNNet(n + 1, self.width, self.layers)
         penalized = [m.weight for m in self.module.modules() if isinstance(m, nn.Linear)]
         gen = torch.Generator().manual_seed(seed + 1)
         # small problems: compute every coordinate's features once; large D: per batch
         cached = None
-        if prefix.shape[0] * prefix.shape[-1] * (2 * n + 2) <= self.cache_numel:
+        if prefix.shape[0] * prefix.shape[-1] * (n + 2) <= self.cache_numel:
             feats_all, s_all = wnn_features(prefix, spec)
             cached = (feats_all, (target - prefix[:, -1]) / s_all)
 

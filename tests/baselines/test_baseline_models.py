@@ -143,8 +143,8 @@ def test_wnn_features_and_size():
     prefix = torch.tensor([[[0.0], [1.0], [3.0]]])  # n = 2, one coordinate, s = 3
     feats, s = wnn_features(prefix)
     assert s.item() == pytest.approx(3.0)
-    # values (w_0 - w_2, w_1 - w_2)/3 then differences (w_1 - w_0, w_2 - w_1)/3
-    torch.testing.assert_close(feats[0, 0], torch.tensor([-1.0, -2 / 3, 1 / 3, 2 / 3]))
+    # the raw current value w_2, then the differences (w_1 - w_0, w_2 - w_1) / 3
+    torch.testing.assert_close(feats[0, 0], torch.tensor([3.0, 1 / 3, 2 / 3]))
     size = B.WNN.num_params(10**6)
     assert 15_000 < size < 21_000  # "~20K" (Table 5), whatever D
     model = make_baseline("wnn").fit(torch.randn(4, 8, 2), 4, 7, epochs=1)
