@@ -22,3 +22,11 @@ def test_package_exports_cover_submodules():
 
     assert {"generate_linreg", "train_classifier", "CellCNN", "load_image_dataset"} <= set(data.__all__)
     assert len(set(data.__all__)) == len(data.__all__)
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if m not in ("gfm_accel.data.cli", "gfm_accel.data._util")])
+def test_docstring_examples_run(name):
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
