@@ -133,3 +133,12 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["generate", "linreg", "--out", str(tmp_path), "--trajectories", "0"]) == 2
     assert "n_trajectories must be a positive integer" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_vision_other_optimizer_drops_sgd_only_kwargs(tmp_path, tiny_digits):
+    cfg = VisionConfig.preset("cpu", "transformer", runs=1, epochs=1, hidden=16, depth=1, lr=0.001)
+    (path,) = generate_vision(tmp_path, cfg, seed=0, optimizer="adam", data=tiny_digits, show_progress=False)
+    tr = load_trajectories(path)
+    assert path.name == "transformer_adam_seed0.safetensors"
+    assert tr.metadata["hparams"] == {"lr": 0.001, "betas": [0.9, 0.999]}
+    assert float(tr.loss[0, 1]) < float(tr.loss[0, 0])
