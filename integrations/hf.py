@@ -42,9 +42,11 @@ Design choices (see ``docs/integrations.md``):
   snapshots, schedule counters, history) goes to one safetensors file inside the checkpoint
   folder, written by the saving process; ``on_train_begin`` of a resumed run (``global_step
   > 0``) reads it from ``<output_dir>/checkpoint-<global_step>`` or from ``resume_from``.
-* **Logs.** Each ``JumpRecord`` is appended to ``state.log_history`` (numbers, keys
-  ``gfm/...``, plus ``step`` and ``epoch``) on every rank, as ``Trainer.log`` does, so the
-  saved ``trainer_state.json`` holds it; the ``logging`` line is written on rank zero only.
+* **Logs.** Each ``JumpRecord`` goes through ``Trainer.log`` (numbers, keys ``gfm/...``; NaN
+  left out), so it lands in ``state.log_history``, the saved ``trainer_state.json`` and every
+  ``on_log`` reporter; the ``control`` flags are restored afterwards so that the Trainer's own
+  log at that step still happens. Like ``Trainer.log``, this runs on every rank; the
+  ``logging`` line is written on rank zero only.
 * The optimizer handed to callbacks is Accelerate's ``AcceleratedOptimizer``; the core gets
   the torch optimizer inside it, so a rollback/reset acts on the real state.
 """
@@ -57,6 +59,7 @@ import itertools
 import logging
 import math
 import os
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
@@ -170,6 +173,7 @@ class GFMJump(TrainerCallback):
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.log_prefix = log_prefix
         self._is_main = True
+        self._trainer_ref: Any = None
 
     # ------------------------------------------------------------------ views
     @property
@@ -192,6 +196,7 @@ class GFMJump(TrainerCallback):
             # resumed run then reloads its state below).
             self.core = CoreGFMJump(self.core.forecaster, config=self.core.config)
         trainer = _find_trainer()
+        self._trainer_ref = weakref.ref(trainer) if trainer is not None else None
         eval_fn = self._build_eval_fn(args, trainer, train_dataloader)
         unit = self.core.config.unit
         if unit == "epoch":
@@ -214,12 +219,12 @@ class GFMJump(TrainerCallback):
             # state.epoch is the (fractional) number of epochs completed: e + 1 at the end of
             # the 0-based epoch e, or e + fraction for the last epoch of a max_steps run.
             epoch = math.ceil(state.epoch - 1e-6) - 1 if state.epoch is not None else None
-            self._log(self.core.on_epoch_end(epoch), state)
+            self._log(self.core.on_epoch_end(epoch), state, control)
         return control
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.core.config.unit == "step":
-            self._log(self.core.on_step_end(int(state.global_step)), state)
+            self._log(self.core.on_step_end(int(state.global_step)), state, control)
         return control
 
     def on_save(self, args, state, control, **kwargs):
@@ -277,14 +282,24 @@ class GFMJump(TrainerCallback):
                 ", ".join(str(p.parent) for p in candidates),
             )
 
-    def _log(self, record, state) -> None:
+    def _log(self, record, state, control) -> None:
         if record is None:
             return
         # NaN (e.g. no guard loss) is left out: trainer_state.json stays strict JSON.
         entry: dict[str, Any] = {k: v for k, v in record.log_dict(self.log_prefix).items() if not math.isnan(v)}
-        entry["epoch"] = state.epoch
-        entry["step"] = state.global_step
-        state.log_history.append(entry)
+        trainer = self._trainer_ref() if self._trainer_ref is not None else None
+        if trainer is not None and trainer.state is state:
+            # Trainer.log appends to log_history (adding epoch and step) and calls on_log, so
+            # reporters (TensorBoard, W&B, ...) see the jump too. Its handler clears
+            # control.should_log; restore the flags so the Trainer's own log at this step
+            # still happens.
+            flags = (control.should_log, control.should_evaluate, control.should_save)
+            trainer.log(entry)
+            control.should_log, control.should_evaluate, control.should_save = flags
+        else:
+            entry["epoch"] = state.epoch
+            entry["step"] = state.global_step
+            state.log_history.append(entry)
         if self._is_main:
             logger.info(
                 "GFMJump at step %s: %s (alpha=%s, loss %s -> %s, %.3f s)",

@@ -46,6 +46,16 @@ class Probe(TrainerCallback):
             self._grab(state.global_step, model, optimizer)
 
 
+class LogSpy(TrainerCallback):
+    """Every logs dict the Trainer's on_log event delivers (what reporters like TensorBoard see)."""
+
+    def __init__(self) -> None:
+        self.logs: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        self.logs.append(dict(logs))
+
+
 class StopAfter(TrainerCallback):
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
@@ -104,7 +114,8 @@ def _jump_logs(trainer) -> list[dict]:
 def test_epoch_far_jump_lands_on_the_forecast_and_is_logged(tmp_path):
     before, after = Probe(), Probe()
     jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2)
-    trainer = _trainer(tmp_path, [before, jump, after])
+    spy = LogSpy()
+    trainer = _trainer(tmp_path, [before, jump, after, spy])
     trainer.train()
 
     assert len(jump.history) == 1
@@ -127,6 +138,10 @@ def test_epoch_far_jump_lands_on_the_forecast_and_is_logged(tmp_path):
     assert logs[0]["gfm/alpha"] == rec.alpha
     # Training went on after the jump: 5 epochs, 20 optimizer steps.
     assert trainer.state.global_step == 20
+    # The jump reached the on_log event (reporters), and the Trainer's own per-epoch loss
+    # log of that epoch was not swallowed.
+    assert [e["gfm/step"] for e in spy.logs if "gfm/step" in e] == [2.0]
+    assert [e["epoch"] for e in trainer.state.log_history if "loss" in e] == [1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 def test_max_steps_schedule_step_unit(tmp_path):
