@@ -54,6 +54,12 @@ class ClassifierRun:
         optimizer: optimizer name.
         hparams: resolved optimizer hyperparameters.
         seed: the run's seed.
+
+    Example:
+        >>> x, y = torch.randn(32, 2), torch.randint(0, 2, (32,))
+        >>> run = train_classifier(lambda: torch.nn.Linear(2, 2), x, y, x, y, epochs=1, seed=4)
+        >>> run.spec.numel, run.seed, run.hparams
+        (6, 4, {'lr': 0.01})
     """
 
     weights: torch.Tensor

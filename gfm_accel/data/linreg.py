@@ -146,6 +146,11 @@ class RegressionTasks:
         batch_index: ``(N, steps, P)`` per-step (or per-epoch) permutations, or None.
         config: the config used.
         seed: the seed used.
+
+    Example:
+        >>> t = sample_regression_tasks(RegressionConfig(n_trajectories=3, batch_size=10, steps=5), seed=0)
+        >>> tuple(t.x.shape), tuple(t.w0.shape), tuple(t.batch_index.shape)
+        ((3, 100), (3, 2), (3, 5, 100))
     """
 
     x: torch.Tensor
@@ -171,6 +176,11 @@ class TrajectoryBatch:
         loss: ``(N, T)`` task loss at each snapshot.
         optimizer: optimizer name.
         hparams: resolved optimizer hyperparameters.
+
+    Example:
+        >>> run = train_linreg_batched(sample_regression_tasks(RegressionConfig(n_trajectories=2, steps=4), 0), "adagrad")
+        >>> tuple(run.loss.shape), run.hparams
+        ((2, 5), {'lr': 0.1})
     """
 
     weights: torch.Tensor

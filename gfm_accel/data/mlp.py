@@ -132,6 +132,11 @@ class MLPTasks:
         tasks: the shared :class:`~gfm_accel.data.linreg.RegressionTasks` (``w0`` is ``(N, 15)``).
         arch_id: ``(N,)`` int64 keys of :data:`MLP_ARCHS`.
         activation: ``"relu"`` or ``"tanh"``.
+
+    Example:
+        >>> mt = sample_mlp_tasks(RegressionConfig(n_trajectories=5, steps=2, batch_size=64), seed=0)
+        >>> mt.arch_id.tolist(), tuple(mt.tasks.w0.shape)
+        ([0, 0, 0, 1, 1], (5, 15))
     """
 
     tasks: RegressionTasks
