@@ -211,7 +211,7 @@ def test_both_paths_train(path):
     pred = b.forecast(held[:, :5], 25, spec).final
     mse = ((pred - held[:, 25]) ** 2).mean().item()
     mse_last = ((held[:, 4] - held[:, 25]) ** 2).mean().item()
-    assert mse < 0.5 * mse_last, (path, mse, mse_last)
+    assert mse < 0.7 * mse_last, (path, mse, mse_last)
 
 
 def test_fixed_window_mode_and_m_none():
