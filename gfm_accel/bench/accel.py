@@ -13,11 +13,12 @@ forecaster adds:
 * ``wnn``: the WNN-style per-coordinate baseline.
 
 ``ridge_coord`` and ``wnn`` are fitted for the schedule's ``(n, m)`` on windows of
-*source* trajectories: ``--source FILE`` (a trajectory file, e.g. from the zoo), or, by
-default, trajectories generated here from a zoo-like task (an MLP on sklearn digits,
-:data:`~gfm_accel.bench.accel_tasks.SOURCE_TASK`) with Adam, AdamW, SGD+momentum, SGD and
-RMSprop. Windows start at every epoch of those trajectories, so the fitted map is not
-only the one of the run's start.
+*source* trajectories, starting at every epoch (so the fitted map is not only the one
+of the run's start): by default (``--source auto``) the zoo's trajectory files in
+``runs/zoo/`` (the shipped forecaster's own training data, merged along D), or, without
+a zoo on disk, trajectories generated here from a zoo-like task (an MLP on sklearn
+digits, :data:`~gfm_accel.bench.accel_tasks.SOURCE_TASK`) with Adam, AdamW, SGD+momentum,
+SGD and RMSprop. The table says which.
 
 Metrics (per pair, then mean and std over seeds):
 
@@ -66,6 +67,7 @@ __all__ = [
     "parse_schedule",
     "make_forecaster",
     "source_trajectories",
+    "load_source",
     "windows",
     "add_arguments",
     "run",
@@ -78,11 +80,9 @@ DEFAULT_SCHEDULE = "periodic:n=4,K=10,P=5"
 #: Schedules compared by ``--probe``.
 PROBE_SCHEDULES = (
     "far:n=4",
-    "far:n=9",
     "periodic:n=4,K=4,P=4",
     "periodic:n=4,K=10,P=5",
     "periodic:n=4,K=20,P=10",
-    "periodic:n=2,K=6,P=3",
 )
 METHODS = ("gfm", "linear", "ridge_coord", "wnn")
 _KEYS = {"n": "n", "K": "horizon", "P": "every", "m": "horizon", "alpha": "alpha", "tol": "tolerance"}
@@ -201,6 +201,36 @@ def source_trajectories(epochs: int, seeds: Sequence[int] = (0, 1), *, limit: in
     return torch.stack(runs), spec
 
 
+def load_source(paths: Sequence[str | Path]) -> tuple[torch.Tensor, Any, str]:
+    """Trajectory files (e.g. the zoo's) merged along D for the per-coordinate baselines.
+
+    Per-coordinate models treat every scalar parameter alike, so files of different
+    models can be concatenated along D (trajectory ``i`` of each file side by side, the
+    layouts merged with ``<file>/`` name prefixes); N and T are cut to the smallest file's.
+
+    Returns:
+        ``(weights (N, T, sum D), merged ParamSpec, description)``.
+    """
+    from ..params import ParamEntry, ParamSpec
+    from ..trajectories import load_trajectories
+
+    if not paths:
+        raise ValueError("no source trajectory files given")
+    loaded = [(Path(p), load_trajectories(p)) for p in paths]
+    n = min(tr.weights.shape[0] for _, tr in loaded)
+    t = min(tr.weights.shape[1] for _, tr in loaded)
+    entries, offset, parts = [], 0, []
+    for path, tr in loaded:
+        spec = tr.spec or ParamSpec.flat(tr.weights.shape[-1])
+        for e in spec.entries:
+            entries.append(ParamEntry(f"{path.stem}/{e.name}", e.shape, e.dtype, offset + e.offset, e.numel, e.kind))
+        offset += spec.numel
+        parts.append(tr.weights[:n, :t])
+    weights = torch.cat(parts, dim=-1)
+    desc = f"{len(loaded)} files ({', '.join(p.name for p, _ in loaded)}), merged weights {tuple(weights.shape)}"
+    return weights, ParamSpec(tuple(entries)), desc
+
+
 def windows(weights: torch.Tensor, length: int, stride: int = 1) -> torch.Tensor:
     """All windows of ``length`` consecutive snapshots, re-indexed from 0.
 
@@ -260,9 +290,15 @@ def make_forecaster(method: str, *, n: int, m: int, source: tuple[torch.Tensor, 
         weights, spec = source
         if weights.shape[1] < m + 1:
             raise ValueError(f"source trajectories hold T={weights.shape[1]} snapshots, need m+1={m + 1}")
-        data = windows(weights, m + 1)
-        kwargs = {"epochs": wnn_epochs} if (method == "wnn" and wnn_epochs is not None) else {}
-        return make_baseline(method).fit(data, n, m, spec=spec, **kwargs)
+        # windows start every epoch (every 2nd for long sources, to bound memory)
+        data = windows(weights, m + 1, stride=1 if weights.shape[0] * weights.shape[-1] < 200_000 else 2)
+        # wnn: Adam at 1e-3 for 200 epochs over the windows (its paper-protocol default, 1000
+        # epochs at 1e-4, costs minutes per (n, m) here and fits the same windows no better).
+        kwargs = {"epochs": wnn_epochs or 200, "lr": 1e-3} if method == "wnn" else {}
+        t0 = time.perf_counter()
+        model = make_baseline(method).fit(data, n, m, spec=spec, **kwargs)
+        logger.info("fitted %s for n=%d, m=%d on %s windows (%.1f s)", method, n, m, tuple(data.shape), time.perf_counter() - t0)
+        return model
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 
@@ -275,11 +311,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override every task's budget B")
     parser.add_argument("--limit", type=int, default=None, help="keep at most this many training samples")
     parser.add_argument("--forecaster", default=None, help="GFM forecaster file for 'gfm' (default: the shipped one)")
-    parser.add_argument("--source", default=None, help="trajectory file to fit ridge_coord/wnn on (default: generated)")
+    parser.add_argument("--source", default="auto",
+                        help="what ridge_coord/wnn are fitted on: 'auto' (the zoo files in runs/zoo/ if present, "
+                             "else 'generate'), 'generate' (train the zoo-like source here), or files/folders")
     parser.add_argument("--source-seeds", type=int, default=2, help="seeds per optimizer of the generated source")
-    parser.add_argument("--wnn-epochs", type=int, default=None, help="training epochs of the wnn baseline")
+    parser.add_argument("--wnn-epochs", type=int, default=None, help="training epochs of the wnn baseline (default 200)")
     parser.add_argument("--probe", action="store_true", help="compare jump schedules (far/periodic) instead")
     parser.add_argument("--probe-schedules", default=";".join(PROBE_SCHEDULES), help="';'-separated schedules for --probe")
+
+
+def _source_files(source: str | None) -> list[Path]:
+    """``--source``: "auto" (the zoo in runs/zoo if present, else generate), "generate", or files/folders."""
+    if source in (None, "generate"):
+        return []
+    if source == "auto":
+        return sorted(Path("runs/zoo").glob("*.safetensors"))
+    files: list[Path] = []
+    for item in _csv(source):
+        p = Path(item)
+        files += sorted(p.glob("*.safetensors")) if p.is_dir() else [p]
+    if not files:
+        raise ValueError(f"--source {source!r} holds no trajectory files")
+    return files
 
 
 def _csv(text: str | None) -> list[str]:
@@ -338,11 +391,10 @@ def run(args: argparse.Namespace) -> BenchResult:
     source, source_desc = None, None
     if needs_source:
         t0 = time.perf_counter()
-        if args.source:
-            from ..trajectories import load_trajectories
-
-            tr = load_trajectories(args.source)
-            source, source_desc = (tr.weights, tr.spec), f"file {args.source} {tuple(tr.weights.shape)}"
+        files = _source_files(args.source)
+        if files:
+            w, spec, desc = load_source(files)
+            source, source_desc = (w, spec), f"zoo trajectories: {desc}"
         else:
             # windows need m + 1 snapshots; quick runs keep the source as short as the budget allows
             src_epochs = max(max(ms), min(budget, 20) if args.quick else SOURCE_TASK.epochs)

@@ -9,7 +9,7 @@ task               data                          model                  optimize
 =================  ===========================  =====================  ==============
 ``mlp_mnist1d``    mnist1d (40-sample 1-D)       MLP 40-128-128-10      Adam 1e-3
 ``cnn1d_mnist1d``  mnist1d                       1-D CNN, 3 conv layers SGD+mom. 0.9
-``vit_digits``     sklearn digits (8x8)          patch Transformer      AdamW 1e-3
+``vit_digits``     sklearn digits (8x8)          patch Transformer      AdamW 2e-3
 =================  ===========================  =====================  ==============
 
 Data splits (fixed, independent of the run seed): each dataset is cut into
@@ -102,7 +102,7 @@ class AccelTask:
 TASKS: dict[str, AccelTask] = {
     "mlp_mnist1d": AccelTask("mlp_mnist1d", "mnist1d", "mlp", "adam", 1e-3, 40, 256),
     "cnn1d_mnist1d": AccelTask("cnn1d_mnist1d", "mnist1d", "cnn1d", "sgdm", 0.02, 40, 256),
-    "vit_digits": AccelTask("vit_digits", "digits", "vit", "adamw", 1e-3, 40, 128, weight_decay=0.01),
+    "vit_digits": AccelTask("vit_digits", "digits", "vit", "adamw", 2e-3, 40, 256, weight_decay=0.01),
 }
 
 #: A zoo-like task (an MLP on sklearn digits, the zoo's own family) whose trajectories the

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from gfm_accel.bench.accel import epochs_to_reach, make_forecaster, pair_metrics, parse_schedule, windows
+from gfm_accel.bench.accel import epochs_to_reach, load_source, make_forecaster, pair_metrics, parse_schedule, windows
 from gfm_accel.bench.accel_tasks import TASKS, RunLog, build_model, load_split, train_run
 from gfm_accel.cli import main
 
@@ -71,6 +71,19 @@ def test_windows_and_ridge_fit():
     assert torch.allclose(pred, lin[0, 9], atol=1e-3)
 
 
+def test_load_source_merges_files_along_d(tmp_path):
+    from gfm_accel.params import ParamSpec
+    from gfm_accel.trajectories import save_trajectories
+
+    a, b = torch.randn(3, 6, 10), torch.randn(4, 5, 6)  # Linear(4, 2) and Linear(2, 2) layouts
+    save_trajectories(tmp_path / "a.safetensors", a, spec=ParamSpec.from_model(torch.nn.Linear(4, 2)).to_dict())
+    save_trajectories(tmp_path / "b.safetensors", b, spec=ParamSpec.from_model(torch.nn.Linear(2, 2)).to_dict())
+    w, spec, desc = load_source([tmp_path / "a.safetensors", tmp_path / "b.safetensors"])
+    assert w.shape == (3, 5, 16) and spec.numel == 16 and len(spec) == 4
+    assert torch.equal(w[:, :, :10], a[:, :5]) and torch.equal(w[:, :, 10:], b[:3])
+    assert spec.names[2] == "b/weight" and spec.entries[2].offset == 10 and "2 files" in desc
+
+
 def test_tasks_are_seeded_and_paired():
     task = TASKS["mlp_mnist1d"].with_epochs(2)
     split = load_split(task.dataset, 200)
@@ -85,7 +98,7 @@ def test_tasks_are_seeded_and_paired():
 def test_cli_end_to_end(tmp_path):
     out = tmp_path / "accel"
     rc = main(["bench", "accel", "--quick", "--epochs", "8", "--limit", "200", "--methods", "linear,ridge_coord",
-               "--schedule", "periodic:n=2,K=4,P=3", "--source-seeds", "1", "--out", str(out), "--no-progress"])
+               "--schedule", "periodic:n=2,K=4,P=3", "--source", "generate", "--source-seeds", "1", "--out", str(out), "--no-progress"])
     assert rc == 0
     record = json.loads((out / "results.json").read_text())
     assert record["benchmark"] == "accel" and record["quick"] is True and record["seeds"] == [0]
