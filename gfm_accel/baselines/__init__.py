@@ -27,12 +27,13 @@ from .base import (
 )
 from .neural import DLinear, Introspection, LFD2, LSTMBaseline, TorchBaseline, TransformerBaseline, introspection_indices
 from .reference import LastValue, Ridge, RidgeCoord, TrainMean, coordinate_window, ridge_solve
-from .wnn import WNN, wnn_features
+from .coord import CoordinateNetBaseline, IntrospectionCoord, LFD2Coord, WNN, introspection_features, wnn_features
 
 __all__ = [
     "BASELINES",
     "PAPER_BASELINES",
     "REFERENCE_BASELINES",
+    "COORDINATE_VARIANTS",
     "make_baseline",
     "DEFAULT_MAX_PARAMS",
     "Baseline",
@@ -47,6 +48,10 @@ __all__ = [
     "ridge_solve",
     "introspection_indices",
     "wnn_features",
+    "introspection_features",
+    "CoordinateNetBaseline",
+    "IntrospectionCoord",
+    "LFD2Coord",
     "Introspection",
     "DLinear",
     "LFD2",
@@ -59,7 +64,7 @@ __all__ = [
     "RidgeCoord",
 ]
 
-#: name -> class, the paper's models first (Table 1 order), then the references.
+#: name -> class: the paper's models (Table 1 order), the references, the per-coordinate variants.
 BASELINES: dict[str, type[Baseline]] = {
     cls.name: cls
     for cls in (
@@ -73,11 +78,16 @@ BASELINES: dict[str, type[Baseline]] = {
         TrainMean,
         Ridge,
         RidgeCoord,
+        IntrospectionCoord,
+        LFD2Coord,
     )
 }
 
 #: The six baselines of the paper's Table 1, in its row order.
 PAPER_BASELINES: tuple[str, ...] = ("introspection", "dlinear", "lfd2", "wnn", "lstm", "transformer")
+
+#: Per-coordinate readings of the paper's Introspection and LFD-2 (serve any D).
+COORDINATE_VARIANTS: tuple[str, ...] = ("introspection_coord", "lfd2_coord")
 
 #: The simple references (no or closed-form training).
 REFERENCE_BASELINES: tuple[str, ...] = ("last", "mean", "ridge", "ridge_coord")

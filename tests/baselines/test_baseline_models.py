@@ -10,6 +10,7 @@ import torch
 import gfm_accel.baselines as B
 from gfm_accel.baselines import (
     BASELINES,
+    COORDINATE_VARIANTS,
     PAPER_BASELINES,
     REFERENCE_BASELINES,
     BaselineTooLargeError,
@@ -60,8 +61,10 @@ LEARN = {
     "wnn": dict(epochs=100, lr=1e-3),
     "lstm": dict(epochs=150, lr=1e-2),
     "transformer": dict(epochs=100, lr=3e-3),
+    "introspection_coord": dict(epochs=100, lr=3e-3),
     "ridge": {},
     "ridge_coord": {},
+    "lfd2_coord": {},
     "last": {},
 }
 
@@ -75,7 +78,7 @@ def test_beats_train_mean(name, data):
     mse = test_mse(model, test)
     # linear maps are (nearly) exact here; the others must cut the mean's error 10x
     assert mse < 0.1 * mean_mse, f"{name}: {mse:.4f} vs mean {mean_mse:.4f}"
-    if name in ("ridge", "ridge_coord"):
+    if name in ("ridge", "ridge_coord", "lfd2_coord"):
         assert mse < 1e-3
     if model.train_result is not None:
         losses = model.train_result.epoch_losses
@@ -167,7 +170,7 @@ def test_memory_guard_matches_the_paper():
     big = 924_554  # the paper's Transformer task
     for name in ("dlinear", "introspection", "lfd2"):
         assert not BASELINES[name].supports(big), name
-    for name in ("wnn", "ridge_coord", "last", "ridge", "mean"):
+    for name in ("wnn", "ridge_coord", "last", "ridge", "mean", "introspection_coord", "lfd2_coord"):
         assert BASELINES[name].supports(big), name
     assert BASELINES["lfd2"].supports(2_000) and not BASELINES["lfd2"].supports(6_000)
 
@@ -267,6 +270,19 @@ def test_validation_messages():
         make_baseline("mean").fit(bad, 1, 5)
 
 
+def test_coordinate_variants_match_table5_readings():
+    # introspection_coord: Linear(4, 100) - ReLU - Linear(100, 1) shared by every weight
+    assert BASELINES["introspection_coord"].num_params(10**6) == 4 * 100 + 100 + 100 + 1
+    # lfd2_coord recovers w_m = a w_0 + b w_n + c exactly, on any D
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(5, 6, 40, generator=g)
+    w[:, 5] = 0.3 * w[:, 0] + 1.5 * w[:, 2] - 0.2
+    model = make_baseline("lfd2_coord").fit(w, 2, 5)
+    torch.testing.assert_close(model.coef_, torch.tensor([0.3, 1.5, -0.2]), atol=1e-4, rtol=0)
+    other = torch.randn(2, 3, 9, generator=g)
+    torch.testing.assert_close(model.predict(other), 0.3 * other[:, 0] + 1.5 * other[:, 2] - 0.2, atol=1e-4, rtol=0)
+
+
 def test_introspection_indices():
     assert introspection_indices(4) == [0, 2, 3, 4]
     assert introspection_indices(10) == [0, 4, 7, 10]
@@ -284,7 +300,7 @@ def test_standardizer_constant_feature():
 def test_registry():
     required = {"introspection", "dlinear", "lfd2", "wnn", "lstm", "transformer", "last", "mean", "ridge", "ridge_coord"}
     assert required <= set(BASELINES)
-    assert set(PAPER_BASELINES) | set(REFERENCE_BASELINES) == set(BASELINES)
+    assert set(PAPER_BASELINES) | set(REFERENCE_BASELINES) | set(COORDINATE_VARIANTS) == set(BASELINES)
     for key, cls in BASELINES.items():
         assert cls.name == key
     assert isinstance(make_baseline("Ridge-Coord"), B.RidgeCoord)
