@@ -260,3 +260,16 @@ def test_gfm_forecaster_facade_save_load(tmp_path, trained):
     p = decay_trajectories(spec, 1, 5, 9)[0]
     torch.testing.assert_close(g.forecast(p, 30, spec=spec), f.forecast(p, 30, spec=spec))
     assert path.stat().st_size < 1_000_000
+
+
+def test_gfm_forecaster_builds_and_fits_coordinate_variant():
+    from gfm_accel.forecast.forecaster import GFMForecaster
+
+    spec = small_spec()
+    w = decay_trajectories(spec, 4, 20, seed=6)
+    f = GFMForecaster("coordinate", n=4, m=None, condition="prefix", path="from_last", solver="midpoint",
+                      hidden=8, steps_per_epoch=2)
+    f.fit(Trajectories(weights=w, metadata={"spec": spec.to_dict()}), epochs=2, lr=1e-3, progress=False)
+    assert f.m == 19 and f.expected_dim is None
+    assert f.forecast(w[0, :5], spec=spec).shape == (spec.numel,)
+    assert f.forecast(w[:2, :3], 7, spec=spec).shape == (2, spec.numel)  # another (n, m)
