@@ -31,6 +31,7 @@ def atomic_save_file(tensors: Mapping[str, torch.Tensor], path: str | os.PathLik
     try:
         contiguous = {k: v.detach().contiguous() for k, v in tensors.items()}
         save_file(contiguous, tmp, metadata=dict(metadata))
+        _canonicalize_header(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         # mkstemp creates 0600; give the file the permissions a plain open() would.
@@ -45,6 +46,32 @@ def atomic_save_file(tensors: Mapping[str, torch.Tensor], path: str | os.PathLik
             pass
         raise
     return path
+
+
+def _canonicalize_header(path: str) -> None:
+    """Re-emit the header JSON with sorted keys so equal content gives equal bytes.
+
+    safetensors keeps metadata in a hash map whose order changes between calls. The
+    sorted header has the same length as the original (same JSON, same compact format),
+    so it is overwritten in place; otherwise the file is rewritten with the data copied.
+    """
+    with open(path, "rb+") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+        if header.get("__metadata__"):
+            header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        raw = json.dumps(dict(sorted(header.items())), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        raw += b" " * (-len(raw) % 8)
+        if len(raw) == n:
+            fh.seek(8)
+            fh.write(raw)
+            return
+        data = fh.read()
+        fh.seek(0)
+        fh.write(len(raw).to_bytes(8, "little"))
+        fh.write(raw)
+        fh.write(data)
+        fh.truncate()
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tuple[str, tuple[int, ...]]]]:

@@ -117,3 +117,14 @@ def test_metadata_values_are_json(tmp_path):
     with safe_open(str(p), "pt") as f:
         meta = f.metadata()
     assert json.loads(meta["lr"]) == 0.01 and json.loads(meta["task"]) == "mlp"
+
+
+def test_same_content_same_bytes(tmp_path):
+    import hashlib
+
+    digests = set()
+    for i in range(4):
+        p = save_trajectories(tmp_path / f"d{i}.safetensors", torch.arange(24.0).view(2, 3, 4), task="t", seed=1,
+                              optimizer={"name": "adam", "betas": [0.9, 0.999]}, steps=[0, 1, 2])
+        digests.add(hashlib.sha256(p.read_bytes()).hexdigest())
+    assert len(digests) == 1
