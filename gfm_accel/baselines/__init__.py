@@ -26,7 +26,7 @@ from .base import (
     train_module,
 )
 from .neural import DLinear, Introspection, LFD2, LSTMBaseline, TorchBaseline, TransformerBaseline, introspection_indices
-from .reference import LastValue, Ridge, RidgeCoord, TrainMean, coordinate_window, ridge_solve
+from .reference import LastValue, Ridge, RidgeCoord, TrainMean, coordinate_window, ridge_dual, ridge_solve
 from .coord import CoordinateNetBaseline, IntrospectionCoord, LFD2Coord, WNN, introspection_features, wnn_features
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "coordinate_window",
     "train_module",
     "ridge_solve",
+    "ridge_dual",
     "introspection_indices",
     "wnn_features",
     "introspection_features",

@@ -10,7 +10,7 @@ import torch
 from ..params import ParamSpec
 from .base import Baseline, Standardizer, coordinate_scale
 
-__all__ = ["LastValue", "TrainMean", "Ridge", "RidgeCoord", "ridge_solve", "coordinate_window"]
+__all__ = ["LastValue", "TrainMean", "Ridge", "RidgeCoord", "ridge_solve", "ridge_dual", "coordinate_window"]
 
 
 class LastValue(Baseline):
@@ -59,6 +59,31 @@ class TrainMean(Baseline):
         return self.mean_.expand(prefix.shape[0], -1).clone()
 
 
+def _ridge_penalty(x64: torch.Tensor, alpha: float) -> float:
+    # relative to the mean squared feature-vector norm; the floor keeps a rank-deficient x solvable
+    return max(alpha * float((x64 * x64).sum()) / max(x64.shape[0], 1), 1e-10)
+
+
+def ridge_dual(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Dual ridge coefficients ``A = (x x^T + a I)^{-1} y``, so that ``W = x^T A``.
+
+    Predict with ``(x_new @ x.T) @ A`` without ever forming the ``(p, k)`` matrix W, which
+    is what makes ridge run at any D. Same penalty as :func:`ridge_solve`.
+
+    Args:
+        x: ``(N, p)`` features.
+        y: ``(N, k)`` targets.
+        alpha: relative penalty, >= 0.
+
+    Returns:
+        ``(N, k)`` float64.
+    """
+    x64 = x.double()
+    num = x64.shape[0]
+    kernel = x64 @ x64.T + _ridge_penalty(x64, alpha) * torch.eye(num, dtype=torch.float64)
+    return torch.linalg.solve(kernel, y.double())
+
+
 def ridge_solve(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
     """Ridge weights ``W`` minimizing ``|xW - y|^2 + a |W|^2`` with ``a = alpha * mean_i |x_i|^2``.
 
@@ -77,15 +102,10 @@ def ridge_solve(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
     """
     x64, y64 = x.double(), y.double()
     num, p = x64.shape
-    penalty = alpha * float((x64 * x64).sum()) / max(num, 1)
-    penalty = max(penalty, 1e-10)  # keeps the system solvable when x is rank deficient
     if p <= num:
-        gram = x64.T @ x64 + penalty * torch.eye(p, dtype=torch.float64)
-        w = torch.linalg.solve(gram, x64.T @ y64)
-    else:
-        kernel = x64 @ x64.T + penalty * torch.eye(num, dtype=torch.float64)
-        w = x64.T @ torch.linalg.solve(kernel, y64)
-    return w.float()
+        gram = x64.T @ x64 + _ridge_penalty(x64, alpha) * torch.eye(p, dtype=torch.float64)
+        return torch.linalg.solve(gram, x64.T @ y64).float()
+    return (x64.T @ ridge_dual(x, y, alpha)).float()
 
 
 class Ridge(Baseline):
@@ -98,7 +118,9 @@ class Ridge(Baseline):
     :func:`ridge_solve`; with standardized features that is ``alpha (n+1) D``. 1e-2 is
     small enough not to bias a well-determined problem (Table 1: 30 samples, 10 features)
     and keeps the ``(n+1) D >> N`` case (the dual solve used at large D) well
-    conditioned. Memory is the training data itself, so there is no size guard.
+    conditioned. When ``(n+1) D > N`` it keeps the standardized training prefixes and the
+    ``(N, D)`` dual coefficients instead of a ``(n+1) D x D`` matrix, so its memory is the
+    training data itself and there is no size guard.
 
     Example:
         >>> w = torch.randn(8, 6, 3)
@@ -123,11 +145,19 @@ class Ridge(Baseline):
         self.x_scaler = Standardizer.fit(flat, dims=(0,))
         self.y_mean = target.mean(0, keepdim=True)
         x = self.x_scaler.transform(flat)
-        self.coef_ = ridge_solve(x, target - self.y_mean, self.alpha)
+        if x.shape[1] <= x.shape[0]:
+            self.coef_ = ridge_solve(x, target - self.y_mean, self.alpha)  # (p, D)
+            self.x_train_ = self.dual_coef_ = None
+        else:  # (n+1) D > N: keep the data and the (N, D) dual coefficients, never the (p, D) matrix
+            self.coef_ = None
+            self.x_train_ = x
+            self.dual_coef_ = ridge_dual(x, target - self.y_mean, self.alpha).float()
 
     def _predict(self, prefix: torch.Tensor, spec: ParamSpec | None) -> torch.Tensor:
         x = self.x_scaler.transform(prefix.reshape(prefix.shape[0], -1))
-        return x @ self.coef_ + self.y_mean
+        if self.coef_ is not None:
+            return x @ self.coef_ + self.y_mean
+        return (x @ self.x_train_.T) @ self.dual_coef_ + self.y_mean
 
 
 def coordinate_window(prefix: torch.Tensor, spec: ParamSpec | None = None) -> tuple[torch.Tensor, torch.Tensor]:

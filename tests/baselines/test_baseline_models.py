@@ -114,6 +114,20 @@ def test_ridge_matches_least_squares():
     torch.testing.assert_close(ridge_solve(xw, yw, alpha), primal, atol=1e-4, rtol=1e-4)
 
 
+def test_ridge_dual_form_equals_primal_at_large_dim():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(5, 6, 4, generator=g)  # (n+1) D = 20 features > N = 5: the dual path
+    model = make_baseline("ridge", alpha=0.1).fit(w, 4, 5)
+    assert model.coef_ is None and model.dual_coef_.shape == (5, 4)
+    flat = w[:, :5].reshape(5, -1)
+    x = (flat - flat.mean(0)) / flat.std(0, unbiased=False)
+    pen = 0.1 * float((x * x).sum()) / 5
+    primal = torch.linalg.solve(x.T @ x + pen * torch.eye(20), x.T @ (w[:, 5] - w[:, 5].mean(0)))
+    new = torch.randn(3, 5, 4, generator=g)
+    xn = (new.reshape(3, -1) - flat.mean(0)) / flat.std(0, unbiased=False)
+    torch.testing.assert_close(model.predict(new), xn @ primal + w[:, 5].mean(0), atol=1e-4, rtol=1e-4)
+
+
 def test_ridge_coord_is_odd_and_serves_any_dim():
     t = torch.arange(T, dtype=torch.float32).view(1, T, 1)
     scales = torch.tensor([1.0, -2.0, 0.5])
