@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cache", default="/tmp/gfm_coord_bench")
     p.add_argument("--out", default="benchmarks/results/coordinate")
-    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--epochs", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -292,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{backend.num_parameters()} parameters ({backend.num_parameters() * 4 / 1024:.1f} KiB)")
     results = {"fit_seconds": fit_s, "loss_first": hist[0], "loss_last": hist[-1],
                "net_parameters": backend.num_parameters(), "config": backend.config_dict()}
+    from gfm_accel.forecast.forecaster import GFMForecaster
+
+    saved = GFMForecaster.from_backend(backend).save(cache / f"coordinate_{args.tag}.safetensors")
+    results["saved_file_bytes"] = saved.stat().st_size
+    print(f"saved forecaster: {saved} ({saved.stat().st_size / 1024:.1f} KiB)")
     results["quality"] = evaluate(backend, train, test, x, y)
     for g, r in results["quality"].items():
         rel = r["mse_rel_to_last_mean_over_windows"]
