@@ -191,7 +191,7 @@ class GFMJump(TrainerCallback):
         if model is None:
             raise ValueError("GFMJump: the Trainer passed no model to on_train_begin")
         self._is_main = bool(state.is_world_process_zero)
-        if self.core.recorder is not None:
+        if not isinstance(self.core, CoreGFMJump) or self.core.recorder is not None:
             # A second ``trainer.train()`` with this callback: start from a clean core (a
             # resumed run then reloads its state below).
             self.core = CoreGFMJump(self.core.forecaster, config=self.core.config)
@@ -203,15 +203,34 @@ class GFMJump(TrainerCallback):
             total = int(state.num_train_epochs) if state.num_train_epochs else None
         else:
             total = int(state.max_steps) if state.max_steps and state.max_steps > 0 else None
+        state_file = self._find_state_file(args, state) if state.global_step > 0 else None
+        # Epochs / steps already done: w_0's index when there is no saved state to load (a
+        # run resumed without it, or the callback added to a resumed run).
+        start = math.floor((state.epoch or 0) + 1e-6) if unit == "epoch" else int(state.global_step)
+        if state_file is None and start > 0:
+            if self._is_main:
+                logger.warning(
+                    "GFMJump: resuming at step %d without a saved jump state (%s); observation restarts here",
+                    state.global_step,
+                    STATE_FILE,
+                )
+            if not _room_for_a_jump(self.core.config, total, start):
+                if self._is_main:
+                    logger.warning("GFMJump: too little of the resumed run is left for a jump; none will be made")
+                self.core = _Disabled(self.core)
+                return control
         self.core.attach(
             model,
             _unwrap_optimizer(optimizer),
             eval_fn=eval_fn,
             total=total,
             bn_loader=train_dataloader,
+            start=start if state_file is None else 0,
         )
-        if state.global_step > 0:
-            self._resume(args, state)
+        if state_file is not None:
+            self.core.load_state(state_file)
+            if self._is_main:
+                logger.info("GFMJump: resumed jump state from %s", state_file)
         return control
 
     def on_epoch_end(self, args, state, control, **kwargs):
@@ -260,7 +279,9 @@ class GFMJump(TrainerCallback):
             return None
         return make_loss_eval_fn(batches)
 
-    def _resume(self, args, state) -> None:
+    def _find_state_file(self, args, state) -> Path | None:
+        """The jump state of a resumed run: ``resume_from``, ``args.resume_from_checkpoint``,
+        then ``<output_dir>/checkpoint-<global_step>``."""
         candidates = []
         if self.resume_from is not None:
             candidates.append(self.resume_from / STATE_FILE)
@@ -268,19 +289,7 @@ class GFMJump(TrainerCallback):
         if isinstance(resume_arg, str) and resume_arg:
             candidates.append(Path(resume_arg) / STATE_FILE)
         candidates.append(Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_FILE)
-        for path in candidates:
-            if path.is_file():
-                self.core.load_state(path)
-                if self._is_main:
-                    logger.info("GFMJump: resumed jump state from %s", path)
-                return
-        if self._is_main:
-            logger.warning(
-                "GFMJump: resuming at step %d but no %s was found (looked in %s); recording starts afresh",
-                state.global_step,
-                STATE_FILE,
-                ", ".join(str(p.parent) for p in candidates),
-            )
+        return next((p for p in candidates if p.is_file()), None)
 
     def _log(self, record, state, control) -> None:
         if record is None:
@@ -313,6 +322,35 @@ class GFMJump(TrainerCallback):
 
 
 # -------------------------------------------------------------------- internals
+def _room_for_a_jump(config: Any, total: int | None, start: int) -> bool:
+    """Whether n+1 fresh snapshots from ``start`` still fit before the planned end."""
+    if total is None:
+        return True
+    left = total - start
+    if config.unit == "step":
+        left //= config.every_n_steps
+    return left > config.n
+
+
+class _Disabled:
+    """Stands in for a core that cannot jump in this run: events are no-ops, history kept."""
+
+    def __init__(self, core: Any) -> None:
+        self.config = core.config
+        self.forecaster = core.forecaster
+        self.history = core.history
+        self.recorder = None
+
+    def on_epoch_end(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def save_state(self, path: Any) -> None:
+        return None
+
+
 def _unwrap_optimizer(optimizer: Any) -> Any:
     """Accelerate's ``AcceleratedOptimizer`` wraps the torch optimizer as ``.optimizer``."""
     inner = getattr(optimizer, "optimizer", None)

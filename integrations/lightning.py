@@ -109,6 +109,7 @@ class GFMJump(Callback):
         self.log_prefix = log_prefix
         self._trainer: Any = None
         self._batches: list[Any] | None = None
+        self._disabled = False
 
     # ------------------------------------------------------------------ views
     @property
@@ -142,20 +143,36 @@ class GFMJump(Callback):
         has_val = self.eval_fn is not None or self._val_loader(trainer) is not None
         if self.core.config.guard and not has_val:
             raise ValueError("GFMJump(guard=True) needs validation data (a val dataloader) or eval_fn=")
+        # Epochs / steps already done: w_0's index when no saved state is pending (the
+        # callback added to a resumed run); the core ignores it when a state is loaded.
+        start = int(trainer.current_epoch) if unit == "epoch" else int(trainer.global_step)
+        self._disabled = False
+        if self.core._pending_state is None and start > 0:
+            if trainer.is_global_zero:
+                logger.warning("GFMJump: resumed run without a saved jump state; observation restarts here")
+            left = (total - start) if total is not None else None
+            if left is not None and unit == "step":
+                left //= self.core.config.every_n_steps
+            if left is not None and left <= self.core.config.n:
+                if trainer.is_global_zero:
+                    logger.warning("GFMJump: too little of the resumed run is left for a jump; none will be made")
+                self._disabled = True
+                return
         self.core.attach(
             pl_module,
             optimizers[0] if optimizers else None,
             eval_fn=(self.eval_fn or self._guard_loss) if has_val else None,
             total=total,
             bn_loader=trainer.train_dataloader if self.core.config.refresh_bn_batches > 0 else None,
+            start=start,
         )
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if self.core.config.unit == "epoch":
+        if self.core.config.unit == "epoch" and not self._disabled:
             self._log(self.core.on_epoch_end(trainer.current_epoch), pl_module, on_step=False)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.core.config.unit == "step":
+        if self.core.config.unit == "step" and not self._disabled:
             self._log(self.core.on_step_end(trainer.global_step), pl_module, on_step=True)
 
     def state_dict(self) -> dict[str, Any]:

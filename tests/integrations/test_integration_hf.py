@@ -358,3 +358,27 @@ def test_unguarded_jump_logs_no_nan(tmp_path):
     (entry,) = _jump_logs(trainer)
     assert "gfm/loss_before" not in entry and entry["gfm/accepted"] == 1.0
     json.dumps(trainer.state.log_history, allow_nan=False)  # strict JSON
+
+
+def test_resume_without_a_saved_jump_state_restarts_observation(tmp_path, caplog):
+    run = tmp_path / "run"
+    _trainer(run, [GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2), StopAfter(2)],
+             num_train_epochs=6, save_strategy="epoch").train()
+    (run / "checkpoint-8" / STATE_FILE).unlink()
+
+    before = Probe()
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    t2 = _trainer(run, [before, jump], num_train_epochs=6, save_strategy="no")
+    with caplog.at_level("WARNING"):
+        t2.train(resume_from_checkpoint=str(run / "checkpoint-8"))
+    assert any("without a saved jump state" in m for m in caplog.messages)
+    # w_0 = the resumed weights (after epoch 2); snapshots after epochs 3 and 4; the target
+    # is the planned end counted from the resume: 6 - 2 = 4 snapshot units.
+    assert [(r.step, r.m, r.accepted) for r in jump.history] == [(4, 4, True)]
+    assert jump.core.recorder.steps == [2, 3, 4]
+
+    # Resumed with too little left for n+1 fresh snapshots: no jump, training completes.
+    late = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, guard=False)
+    t3 = _trainer(run, [late], num_train_epochs=6, save_strategy="no")
+    t3.train(resume_from_checkpoint=str(run / "checkpoint-8"))
+    assert late.history == [] and t3.state.global_step == 24

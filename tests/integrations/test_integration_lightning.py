@@ -246,3 +246,18 @@ def test_batchnorm_statistics_are_refreshed_after_the_jump(tmp_path):
     assert before.stats[1][1] == 8
     assert after.stats[1][1] == 2
     assert not torch.allclose(after.stats[1][0], before.stats[1][0])
+
+
+def test_callback_added_to_a_resumed_run_starts_observing_there(tmp_path, caplog):
+    ckpt_dir = tmp_path / "ckpt"
+    saver = ModelCheckpoint(dirpath=str(ckpt_dir), save_top_k=-1, every_n_epochs=1)
+    _trainer(tmp_path / "run", [StopAfter(2), saver], max_epochs=6, enable_checkpointing=True).fit(_module(), *_loaders())
+
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    t2 = _trainer(tmp_path / "run", [jump], max_epochs=6)
+    with caplog.at_level("WARNING"):
+        t2.fit(_module(), *_loaders(), ckpt_path=str(ckpt_dir / "epoch=1-step=8.ckpt"))
+    assert any("without a saved jump state" in m for m in caplog.messages)
+    # w_0 = the weights after 2 epochs (step index 2); the target counts from there: 6 - 2 = 4.
+    assert [(r.step, r.m, r.accepted) for r in jump.history] == [(4, 4, True)]
+    assert jump.core.recorder.steps == [2, 3, 4]
