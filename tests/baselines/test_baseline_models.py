@@ -326,3 +326,22 @@ def test_registry():
 def test_all_exports_import():
     for name in B.__all__:
         assert getattr(B, name) is not None, name
+
+
+def test_transformer_encoder_matches_torch_layer():
+    from gfm_accel.baselines.neural import _TransformerNet
+
+    net = _TransformerNet(3, 4, 32, 4, 64)
+    ref = torch.nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.0, batch_first=True)
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(net.qkv.weight)
+        ref.self_attn.in_proj_bias.copy_(net.qkv.bias)
+        ref.self_attn.out_proj.weight.copy_(net.out.weight)
+        ref.self_attn.out_proj.bias.copy_(net.out.bias)
+        for a, b in ((ref.linear1, net.ff1), (ref.linear2, net.ff2), (ref.norm1, net.norm1), (ref.norm2, net.norm2)):
+            a.weight.copy_(b.weight)
+            a.bias.copy_(b.bias)
+        torch.nn.init.normal_(net.decoder.weight)
+        x = torch.randn(2, 5, 3)
+        h = ref(net.embed(x) + net.position)
+        torch.testing.assert_close(net(x), net.decoder(h[:, -1]), atol=1e-5, rtol=1e-5)
