@@ -271,7 +271,7 @@ class DenseBackend:
             self.std = snaps.std(0).clamp_min(1e-8)
         prefix_n, w_m_n = self._norm(prefix), self._norm(w_m)
         gen = torch.Generator().manual_seed(seed)
-        opt = torch.optim.Adam(self.field.parameters(), lr=lr)
+        opt = torch.optim.Adam(self.field.parameters(), lr=lr, foreach=True)
         k = cfg.t_per_traj
         history: list[float] = []
         bar = _progress(epochs, progress)
