@@ -5,7 +5,7 @@ Example:
 
 Writes a safetensors file with ``"weights"`` ``(N, D)`` (the forecast ``w_m`` of each
 trajectory from its first n+1 snapshots) and metadata ``format="gfm_accel.forecast"``,
-``version="1"``, ``n``, ``m``, ``forecaster``, ``data``. When the file holds snapshot m it
+``version="1"``, ``n``, ``m``, ``forecaster``, ``data`` (and ``spec`` when the data has one). When the file holds snapshot m it
 prints the MSE of the forecast against it (mean over trajectories and coordinates), next
 to the MSE of the last observed snapshot ``w_n`` (the no-jump baseline).
 """
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         preds.append(forecaster.forecast(prefix, m, spec=spec))
     pred = torch.cat(preds)
     atomic_save_file({"weights": pred}, args.out, {
-        **encode_metadata({"n": n, "m": m, "forecaster": str(args.forecaster), "data": str(args.data)}),
+        **encode_metadata({"n": n, "m": m, "forecaster": str(args.forecaster), "data": str(args.data),
+                           "spec": data.metadata.get("spec")}),
         "format": FORMAT, "version": VERSION,
     })
     print(f"wrote {args.out}: weights {tuple(pred.shape)} (n={n}, m={m})")
