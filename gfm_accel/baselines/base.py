@@ -74,6 +74,12 @@ class TrainResult:
         epochs: number of epochs run.
         steps: optimizer steps taken.
         epoch_losses: mean training loss (in the model's normalized space) per epoch.
+
+    Example:
+        >>> from gfm_accel.baselines import make_baseline
+        >>> r = make_baseline("lstm").fit(torch.randn(20, 6, 2), n=2, m=5, epochs=3).train_result
+        >>> r.epochs, r.steps, len(r.epoch_losses)
+        (3, 6, 3)
     """
 
     epochs: int

@@ -65,6 +65,16 @@ class CoordinateNetBaseline(Baseline):
     the normalized target ``(w_m - w_n) / s`` plus ``l1`` times the sum of absolute weights.
     A batch is ``batch_size`` trajectories; of their coordinates at most ``max_coords``
     random ones are used per step, so a large D costs the same per step as a small one.
+
+    Example:
+        >>> class Tiny(CoordinateNetBaseline):
+        ...     name = "tiny_coord"
+        ...     def features(self, prefix, spec):
+        ...         return wnn_features(prefix, spec)
+        ...     def build(self, num_features):
+        ...         return _MLP(num_features, 8)
+        >>> Tiny().fit(torch.randn(4, 6, 5), n=2, m=5, epochs=2).predict(torch.randn(1, 3, 9)).shape
+        torch.Size([1, 9])
     """
 
     per_coordinate = True

@@ -59,6 +59,17 @@ class TorchBaseline(Baseline):
     Subclasses implement ``build(dim, n) -> nn.Module`` mapping a standardized
     ``(B, n+1, D)`` prefix to a standardized ``(B, D)`` target, and set ``scaling`` to
     ``"feature"``, ``"coordinate"`` or ``"joint"`` (see the module docstring).
+
+    Example:
+        >>> class Linear(TorchBaseline):
+        ...     name = "linear_flat"
+        ...     default_epochs = 10
+        ...     def build(self, dim, n):
+        ...         return nn.Sequential(nn.Flatten(), nn.Linear((n + 1) * dim, dim))
+        >>> Linear.num_params(dim=3, n=1)
+        21
+        >>> Linear().fit(torch.randn(8, 4, 3), n=1, m=3).predict(torch.randn(2, 2, 3)).shape
+        torch.Size([2, 3])
     """
 
     scaling: ClassVar[str] = "feature"

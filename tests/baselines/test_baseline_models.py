@@ -345,3 +345,16 @@ def test_transformer_encoder_matches_torch_layer():
         x = torch.randn(2, 5, 3)
         h = ref(net.embed(x) + net.position)
         torch.testing.assert_close(net(x), net.decoder(h[:, -1]), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["gfm_accel.baselines", "gfm_accel.baselines.base", "gfm_accel.baselines.neural",
+     "gfm_accel.baselines.reference", "gfm_accel.baselines.coord"],
+)
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
