@@ -233,7 +233,7 @@ def speed(backend: CoordinateBackend, d_target: int = 10_000_000, trials: int = 
     prefix = torch.cat([w0.unsqueeze(0), w0 + torch.cumsum(steps, 0)]).contiguous()  # (5, D)
     del steps, w0
     backend.forecast(prefix[:, :100_000], 199, ParamSpec.flat(100_000))  # warm-up
-    times, extras = [], []
+    times, cpu, extras = [], [], []
     for _ in range(trials):
         try:
             with open("/proc/self/clear_refs", "w") as fh:
@@ -242,9 +242,10 @@ def speed(backend: CoordinateBackend, d_target: int = 10_000_000, trials: int = 
         except OSError:
             resettable = False
         base = _rss()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = backend.forecast(prefix, 199, spec).final
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         extras.append((_peak_rss() - base) if resettable else float("nan"))
         del out
     return {
@@ -253,6 +254,10 @@ def speed(backend: CoordinateBackend, d_target: int = 10_000_000, trials: int = 
         "n": 4,
         "seconds_mean": statistics.mean(times),
         "seconds_std": statistics.pstdev(times),
+        # CPU time of this process: what the wall time would be on an idle core (the machine
+        # is shared; wall time includes waiting for a core).
+        "cpu_seconds_mean": statistics.mean(cpu),
+        "load_average": os.getloadavg(),
         "extra_peak_rss_MB_max": max(extras) / 2**20,
         "output_MB": spec.numel * 4 / 2**20,
         "threads": torch.get_num_threads(),
@@ -270,11 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--option", action="append", default=[], help="backend option KEY=JSON, repeatable")
     p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--speed-only", action="store_true", help="time an untrained forecaster (same cost)")
     p.add_argument("--tag", default="default")
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
 
+    if args.speed_only:
+        sp = speed(CoordinateBackend(**options))
+        print(f"10M forecast (D={sp['D']}, n=4, {sp['threads']} thread(s)): {sp['seconds_mean']:.2f} s "
+              f"+- {sp['seconds_std']:.2f} wall, {sp['cpu_seconds_mean']:.2f} s CPU, extra peak RSS {sp['extra_peak_rss_MB_max']:.0f} MB "
+              f"(of which the output vector {sp['output_MB']:.0f} MB); load average {sp['load_average']}")
+        return 0
     x, y = digits()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -309,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         sp = speed(backend)
         results["speed_10M"] = sp
         print(f"10M forecast (D={sp['D']}, n=4, {sp['threads']} thread(s)): {sp['seconds_mean']:.2f} s "
-              f"+- {sp['seconds_std']:.2f}, extra peak RSS {sp['extra_peak_rss_MB_max']:.0f} MB "
-              f"(of which the output vector {sp['output_MB']:.0f} MB)")
+              f"+- {sp['seconds_std']:.2f} wall, {sp['cpu_seconds_mean']:.2f} s CPU, extra peak RSS {sp['extra_peak_rss_MB_max']:.0f} MB "
+              f"(of which the output vector {sp['output_MB']:.0f} MB); load average {sp['load_average']}")
     results["command"] = " ".join([Path(sys.executable).name, *sys.argv])
     results["machine"] = machine_line()
     out = Path(args.out)

@@ -153,7 +153,7 @@ def test_chunking_does_not_change_the_forecast(trained):
         small = trained.forecast(prefix, 30, spec).final
         states = trained.forecast(prefix, 30, spec, return_states=True)
     finally:
-        trained.config.chunk_size = 65536
+        trained.config.chunk_size = 8192
     torch.testing.assert_close(small, big, rtol=1e-6, atol=1e-6)
     assert states.states.shape[1:] == (3, spec.numel)
     torch.testing.assert_close(states.states[-1], big, rtol=1e-6, atol=1e-6)
