@@ -343,10 +343,11 @@ def _write(result: dict[str, Any], plain: DemoRun, jumped: DemoRun, out: Path) -
         logger.warning("matplotlib is not installed (pip install 'gfm_accel[plot]'): no loss_curves.png")
         return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for r, color in ((plain, "tab:blue"), (jumped, "tab:orange")):
+    # GFMJump solid underneath, plain dashed on top: where the runs coincide both stay visible.
+    for r, color, style, z in ((jumped, "tab:orange", "-", 2), (plain, "tab:blue", "--", 3)):
         epochs = list(range(len(r.val_loss)))
-        ax1.plot(epochs, r.val_loss, color=color, lw=2, label=r.name)
-        ax2.plot(epochs, [100 * a for a in r.val_acc], color=color, lw=2, label=r.name)
+        ax1.plot(epochs, r.val_loss, style, color=color, lw=2, label=r.name, zorder=z)
+        ax2.plot(epochs, [100 * a for a in r.val_acc], style, color=color, lw=2, label=r.name, zorder=z)
     for j in jumped.jumps:
         if j.get("accepted"):
             for ax in (ax1, ax2):
