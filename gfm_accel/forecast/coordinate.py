@@ -366,6 +366,19 @@ def _randint(gen: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=gen))
 
 
+def _average_gradients(params: list[nn.Parameter], dist: Any, world_size: int) -> None:
+    """Average the gradients over ranks with one all_reduce of a flat buffer."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for p in params:
+        k = p.numel()
+        p.grad = flat[offset : offset + k].view_as(p).clone()
+        offset += k
+
+
 class CoordinateBackend:
     """Model-agnostic GFM forecaster backend (``GFMForecaster(variant="coordinate")``).
 
@@ -588,8 +601,14 @@ class CoordinateBackend:
             lr: Adam learning rate (default ``config.lr``).
             seed: seed of the window sampler and of the network initialization.
             progress: show a tqdm progress bar with the loss (rank 0 only).
-            rank, world_size: for DDP later: each rank samples its own windows
-                (generator seeded with ``seed + 1000 * rank``); gradients are not reduced here.
+            rank, world_size: data-parallel training (e.g. under ``torchrun``; needs an initialized
+                ``torch.distributed`` process group when ``world_size > 1``). Each rank samples
+                its own windows (generator seeded with ``seed + 1000 * rank``), the gradient is
+                averaged over ranks with one ``all_reduce`` of the flattened gradient (the net
+                is ~2k weights, so this is cheaper and simpler than wrapping it in
+                ``DistributedDataParallel``), and an epoch has ``1 / world_size`` as many steps.
+                Every rank ends with the same weights and the same loss history; only rank 0
+                shows progress. Writing files is the caller's job (rank 0).
 
         Returns:
             The mean training loss of each epoch.
@@ -604,10 +623,24 @@ class CoordinateBackend:
             cfg.m = min(tr.T for tr in data) - 1
             if cfg.m <= cfg.n:
                 raise ValueError(f"the training data has T={cfg.m + 1} snapshots, too few for n={cfg.n}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        dist = None
+        if world_size > 1:
+            import torch.distributed as dist
+
+            if not (dist.is_available() and dist.is_initialized()):
+                raise ValueError(f"world_size={world_size} needs an initialized torch.distributed process group")
         sources = self._sources(data)
-        per_epoch = cfg.steps_per_epoch or max(1, math.ceil(sum(s.weights.shape[0] for s in sources) / batch_size))
-        torch.manual_seed(seed)
-        self.net = CoordinateField(cfg)
+        n_total = sum(s.weights.shape[0] for s in sources)
+        per_epoch = cfg.steps_per_epoch or max(1, math.ceil(n_total / (batch_size * world_size)))
+        with torch.random.fork_rng(devices=[]):  # seeded init; the global RNG is left untouched
+            torch.manual_seed(seed)
+            self.net = CoordinateField(cfg)
+        params = list(self.net.parameters())
+        if dist is not None:
+            for p in params:  # same start on every rank (already equal by seed; made certain)
+                dist.broadcast(p.data, src=0)
         gen = torch.Generator().manual_seed(seed + 1000 * rank)
         opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         total = epochs * per_epoch
@@ -627,13 +660,20 @@ class CoordinateBackend:
                 out = self.loss(batch, gen)
                 opt.zero_grad(set_to_none=True)
                 out.total.backward()
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+                if dist is not None:
+                    _average_gradients(params, dist, world_size)
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 sched.step()
                 acc += float(out.total.detach())
                 if bar is not None:
                     bar.update(1)
-            history.append(acc / per_epoch)
+            mean = acc / per_epoch
+            if dist is not None:  # every rank reports the same, all-rank mean
+                buf = torch.tensor([mean], dtype=torch.float64)
+                dist.all_reduce(buf)
+                mean = float(buf) / world_size
+            history.append(mean)
             if bar is not None:
                 bar.set_postfix(loss=f"{history[-1]:.4g}")
             logger.debug("coordinate GFM epoch %d: loss %.6g", epoch, history[-1])
