@@ -268,11 +268,15 @@ def _num(x: float) -> str:
 def fmt_cell(mean: float | None, std: float | None) -> str:
     """The paper's cell format ``.021 (.013)``: 3 decimals, leading zero dropped.
 
-    Numbers below 5e-4 (which would print as ``.000``) are printed as ``1.2e-05``.
+    Numbers below 5e-4 (which would print as ``.000``) are printed as ``1.2e-05``; a std
+    below 1e-6 of the mean (round-off between identical seeds) prints as ``.000``.
     """
     if mean is None:
         return "-"
-    return f"{_num(mean)} ({_num(std or 0.0)})"
+    std = std or 0.0
+    if abs(std) < 1e-6 * abs(mean):  # float round-off between identical seeds
+        std = 0.0
+    return f"{_num(mean)} ({_num(std)})"
 
 
 @lru_cache(maxsize=64)
