@@ -351,7 +351,7 @@ def _write(result: dict[str, Any], plain: DemoRun, jumped: DemoRun, out: Path) -
     for j in jumped.jumps:
         if j.get("accepted"):
             for ax in (ax1, ax2):
-                ax.axvline(j["epoch"], color="tab:orange", alpha=0.25, lw=1, ls=":")
+                ax.axvline(j["epoch"], color="tab:orange", alpha=0.6, lw=1.2, ls=":")
     ax1.axhline(result["target_val_loss"], color="0.5", ls="--", lw=1, label="target (plain best)")
     ax1.set_yscale("log")
     ax1.set_xlabel("epoch")

@@ -104,3 +104,15 @@ def test_demo_tiny(tmp_path, capsys):
 
 def test_demo_cifar_needs_data(tmp_path):
     assert main(["demo", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_demo_config_validates():
+    from gfm_accel.demo import DemoConfig
+
+    assert DemoConfig.from_json(DemoConfig(epochs=7, seed=3).to_json()) == DemoConfig(epochs=7, seed=3)
+    with pytest.raises(ValueError, match="needs --data-dir"):
+        DemoConfig(dataset="cifar10")
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        DemoConfig(epochs=0)
+    with pytest.raises(ValueError, match="schedule"):
+        DemoConfig(schedule="sideways:n=4")
