@@ -265,6 +265,13 @@ def speed(backend: CoordinateBackend, d_target: int = 10_000_000, trials: int = 
     }
 
 
+def print_speed(sp: dict) -> None:
+    print(f"10M forecast (D={sp['D']}, n=4, {sp['threads']} thread(s)): {sp['seconds_mean']:.2f} s "
+          f"+- {sp['seconds_std']:.2f} wall, {sp['cpu_seconds_mean']:.2f} s CPU, extra peak RSS "
+          f"{sp['extra_peak_rss_MB_max']:.0f} MB (of which the output vector {sp['output_MB']:.0f} MB); "
+          f"load average {sp['load_average']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cache", default="/tmp/gfm_coord_bench")
@@ -283,9 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.speed_only:
         sp = speed(CoordinateBackend(**options))
-        print(f"10M forecast (D={sp['D']}, n=4, {sp['threads']} thread(s)): {sp['seconds_mean']:.2f} s "
-              f"+- {sp['seconds_std']:.2f} wall, {sp['cpu_seconds_mean']:.2f} s CPU, extra peak RSS {sp['extra_peak_rss_MB_max']:.0f} MB "
-              f"(of which the output vector {sp['output_MB']:.0f} MB); load average {sp['load_average']}")
+        print_speed(sp)
         return 0
     x, y = digits()
     cache = Path(args.cache)
@@ -320,9 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_speed:
         sp = speed(backend)
         results["speed_10M"] = sp
-        print(f"10M forecast (D={sp['D']}, n=4, {sp['threads']} thread(s)): {sp['seconds_mean']:.2f} s "
-              f"+- {sp['seconds_std']:.2f} wall, {sp['cpu_seconds_mean']:.2f} s CPU, extra peak RSS {sp['extra_peak_rss_MB_max']:.0f} MB "
-              f"(of which the output vector {sp['output_MB']:.0f} MB); load average {sp['load_average']}")
+        print_speed(sp)
     results["command"] = " ".join([Path(sys.executable).name, *sys.argv])
     results["machine"] = machine_line()
     out = Path(args.out)

@@ -591,8 +591,8 @@ class CoordinateBackend:
         """Train on every trajectory of ``data``.
 
         One epoch is ``steps_per_epoch`` optimizer steps, by default one window per
-        trajectory in expectation (windows are sampled, so there is no exact pass). Adam with a cosine decay of the learning rate to 10 %
-        and gradient-norm clipping at 1.
+        trajectory in expectation (windows are sampled, so there is no exact pass). Adam with
+        a cosine decay of the learning rate to 10 % and gradient-norm clipping at 1.
 
         Args:
             data: trajectory sets (different D and layouts may be mixed).
@@ -697,12 +697,15 @@ class CoordinateBackend:
             return_states: also return the ODE states (memory ``S x B x D``; small D only).
 
         Returns:
-            An :class:`~gfm_accel.flow.solver.ODEResult` whose ``final`` is ``(B, D)``.
-            ``steps`` is the largest step count over chunks; ``stopped_early`` is True when
+            An :class:`~gfm_accel.flow.solver.ODEResult` whose ``final`` is ``(B, D)`` float32 on
+            the prefix's device (the work is done on the CPU). ``steps`` is the largest step
+            count over chunks; ``stopped_early`` is True when
             any chunk met the ``tau`` criterion.
         """
         cfg = self.config
         batch, _ = as_batch(prefix)
+        device = batch.device
+        batch = batch.cpu()  # computed on the CPU (snapshots live there); the result goes back to `device`
         # The facade (GFMForecaster) has validated the prefix already (check_prefix, including
         # NaN/Inf); a full isfinite pass would cost ~335 MB and 0.7 s more on 10M parameters.
         if m <= batch.shape[1] - 1:
@@ -748,4 +751,7 @@ class CoordinateBackend:
             # A chunk that stopped early keeps its last state for the remaining times.
             padded = [torch.cat([s, s[-1:].expand(s_max - s.shape[0], -1, -1)]) for s in all_states]
             states = torch.cat(padded, dim=-1)
+        if device.type != "cpu":
+            out = out.to(device)
+            states = None if states is None else states.to(device)
         return ODEResult(final=out, times=times, states=states, steps=steps, stopped_early=stopped)
