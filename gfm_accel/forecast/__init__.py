@@ -1,6 +1,7 @@
 """Forecasters: the contract, training-free references and the GFM forecaster."""
 
 from .base import Forecaster, as_batch, check_prefix
+from .coordinate import CoordinateBackend, CoordinateConfig
 from .dense import DenseBackend, DenseConfig, DenseField
 from .forecaster import ForecasterBackend, GFMConfig, GFMForecaster
 from .simple import LastValueForecaster, LinearExtrapolationForecaster
@@ -17,4 +18,6 @@ __all__ = [
     "DenseBackend",
     "DenseConfig",
     "DenseField",
+    "CoordinateBackend",
+    "CoordinateConfig",
 ]

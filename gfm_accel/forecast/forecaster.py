@@ -233,6 +233,15 @@ def load_training_data(sources: TrajectorySource | Iterable[TrajectorySource]) -
     return out
 
 
+def _distributed_rank_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of an initialized torch.distributed group, else ``(0, 1)``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class GFMForecaster:
     """Gradient Flow Matching forecaster; follows :class:`~gfm_accel.forecast.base.Forecaster`.
 
@@ -350,8 +359,16 @@ class GFMForecaster:
             raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0 (got {epochs}, {batch_size}, {lr})")
         trajs = load_training_data(data)
         start = time.perf_counter()
+        kwargs: dict[str, Any] = {}
+        rank, world = _distributed_rank_world()
+        if world > 1:
+            # Data-parallel training under torchrun: each rank samples its own windows and
+            # the backend averages gradients, so every rank ends with the same network.
+            if self.variant != "coordinate":
+                raise ValueError(f"distributed training is supported for the coordinate variant, not {self.variant!r}")
+            kwargs = {"rank": rank, "world_size": world}
         self.history = list(self.backend.fit(trajs, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                             progress=progress))
+                                             progress=progress and rank == 0, **kwargs))
         seconds = time.perf_counter() - start
         files = [str(t.path) for t in trajs if t.path is not None]
         self.provenance = {
@@ -364,6 +381,7 @@ class GFMForecaster:
             "final_loss": self.history[-1] if self.history else None,
             "fit_seconds": round(seconds, 3),
             "command": command,
+            "world_size": world,
         }
         logger.info("fitted %s GFM forecaster on %d trajectories in %.1f s (final loss %.4g)", self.variant,
                     self.provenance["num_trajectories"], seconds, self.provenance["final_loss"] or float("nan"))

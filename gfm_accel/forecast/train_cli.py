@@ -63,21 +63,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _init_distributed() -> bool:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1). Returns True if joined."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
     from .forecaster import GFMForecaster
 
     options = parse_options(args.option)
-    forecaster = GFMForecaster(
-        args.variant, n=args.n, m=args.m, condition=args.condition, path=args.path, beta=args.beta,
-        gamma=args.gamma, zeta=args.zeta, hidden=args.hidden, solver=args.solver, step=args.step, tau=args.tau,
-        **options,
-    )
+    named = {k: getattr(args, k) for k in ("condition", "path", "beta", "gamma", "zeta", "hidden", "solver", "step", "tau")}
+    named = {k: v for k, v in named.items() if v is not None}
+    clash = sorted(set(named) & set(options))
+    if clash:
+        raise ValueError(f"{clash} given both as a flag and as --option")
+    forecaster = GFMForecaster(args.variant, n=args.n, m=args.m, **named, **options)
     command = shlex.join(["gfm-accel", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
-    forecaster.fit(args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                   progress=not args.no_progress, command=command)
-    path = forecaster.save(args.out)
-    prov = forecaster.provenance
-    print(f"trained {forecaster!r} on {prov['num_trajectories']} trajectories in {prov['fit_seconds']:.1f} s; "
-          f"final loss {prov['final_loss']:.6g}")
-    print(f"wrote {path}")
+    joined = _init_distributed()
+    try:
+        forecaster.fit(args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       progress=not args.no_progress, command=command)
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        if rank == 0:  # every rank holds the same network; one writes it
+            path = forecaster.save(args.out)
+            prov = forecaster.provenance
+            print(f"trained {forecaster!r} on {prov['num_trajectories']} trajectories in {prov['fit_seconds']:.1f} s "
+                  f"({prov['world_size']} process(es)); final loss {prov['final_loss']:.6g}")
+            print(f"wrote {path}")
+        if joined:
+            dist.barrier()
+    finally:
+        if joined:
+            dist.destroy_process_group()
     return 0
