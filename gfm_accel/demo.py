@@ -248,7 +248,11 @@ def _make_jump(cfg: DemoConfig):
 
     config = JumpConfig(**parse_schedule(cfg.schedule))
     if cfg.forecaster == "shipped":
-        return GFMJump(config=config)  # no forecaster: the shipped one
+        from .pretrained import pretrained_forecaster
+
+        # the same forecaster GFMJump() picks when given none; loaded here so that a
+        # missing file is reported before any training
+        return GFMJump(pretrained_forecaster(), config=config)
     if cfg.forecaster == "linear":
         from .forecast.simple import LinearExtrapolationForecaster
 
@@ -264,7 +268,7 @@ def run_demo(cfg: DemoConfig, out: Path | None = None) -> dict[str, Any]:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     data = load_images(cfg.dataset, cfg.data_dir, cfg.limit)
-    jump = _make_jump(cfg)  # fails early (before any training) if the forecaster is missing
+    jump = _make_jump(cfg)  # loads the forecaster: a missing one fails before any training
     plain = train(cfg, data)
     jumped = train(cfg, data, jump)
     target = min(plain.val_loss[1:])
@@ -291,10 +295,27 @@ def run_demo(cfg: DemoConfig, out: Path | None = None) -> dict[str, Any]:
         "curves": {r.name: {"val_loss": r.val_loss, "val_acc": r.val_acc, "wall": r.wall} for r in (plain, jumped)},
         "jumps": jumped.jumps,
         "forecaster": _forecaster_desc(jump.forecaster),
+        "forecaster_sha256": _sha256(cfg.forecaster),
     }
     if out is not None:
         _write(result, plain, jumped, out)
     return result
+
+
+def _sha256(forecaster: str) -> str | None:
+    """Hash of the forecaster file used (None for ``linear``), so a result names its forecaster."""
+    import hashlib
+
+    if forecaster == "linear":
+        return None
+    if forecaster == "shipped":
+        from .pretrained import PRETRAINED_PATH
+
+        forecaster = str(PRETRAINED_PATH)
+    try:
+        return hashlib.sha256(Path(forecaster).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _forecaster_desc(f: Any) -> str:
@@ -330,7 +351,8 @@ def _write(result: dict[str, Any], plain: DemoRun, jumped: DemoRun, out: Path) -
     from .info import machine_line
 
     out.mkdir(parents=True, exist_ok=True)
-    record = {**result, "machine": machine_line(), "command": "gfm-accel demo " + _cli_args(result["config"])}
+    command = " ".join(["gfm-accel demo", _cli_args(result["config"]), f"--out {out}"]).replace("  ", " ")
+    record = {**result, "machine": machine_line(), "command": command}
     (out / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     (out / "table.md").write_text(f"# gfm-accel demo\n\n- command: `{record['command']}`\n- machine: "
                                   f"{record['machine']}\n\n" + format_table(result) + "\n")

@@ -405,6 +405,16 @@ def run(args: argparse.Namespace) -> BenchResult:
                            f"{args.source_seeds} seeds, {src_epochs} epochs, weights {tuple(source[0].shape)}")
         logger.info("source trajectories for ridge_coord/wnn: %s (%.1f s)", source_desc, time.perf_counter() - t0)
 
+    # Pin the GFM forecaster (and its file hash) before any training: a file rebuilt while
+    # the benchmark runs must not change the forecaster half-way or mislabel the results.
+    gfm_sha, gfm_pinned = None, None
+    if "gfm" in plan.methods:
+        gfm_sha = _sha256(args.forecaster)
+        try:
+            gfm_pinned = make_forecaster("gfm", n=1, m=2, forecaster_path=args.forecaster)
+        except ValueError as exc:
+            logger.warning("gfm not run: %s", exc)
+
     runs: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
     not_run: dict[str, str] = {}
@@ -421,6 +431,10 @@ def run(args: argparse.Namespace) -> BenchResult:
             m = _target_m(opts, task.epochs)
             for method in plan.methods:
                 key = (method, sched, m)
+                if method == "gfm" and key not in forecasters:
+                    forecasters[key] = gfm_pinned
+                    if gfm_pinned is None:
+                        not_run[method] = "the GFM forecaster could not be loaded (see the log)"
                 if key not in forecasters:
                     try:
                         forecasters[key] = make_forecaster(method, n=opts.get("n", 4), m=m, source=source,
@@ -451,7 +465,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         "probe": bool(args.probe),
         "limit": args.limit,
         "forecaster": args.forecaster or "shipped (gfm_accel.pretrained_forecaster())",
-        "forecaster_sha256": _sha256(args.forecaster) if "gfm" in plan.methods else None,
+        "forecaster_sha256": gfm_sha,
         "source": source_desc,
         "guard": "loss on the task's fixed guard split (never the val split); alphas (1, 0.5, 0.25), tolerance 0.01",
     }
