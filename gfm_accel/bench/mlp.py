@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> BenchResult:
     specs = fe.resolve_models(fe.parse_list(args.models, ("gfm", "last", "ridge")))
     m = 199
     cfg = {"seeds": seeds, "optimizers": opts, "ns": ns, "epochs": epochs, "m": m, "batch_size": args.batch_size,
-           "lr": args.lr, "data_lr": args.data_lr, "n_traj": args.n_traj, "activation": args.activation, "models": [s.key for s in specs],
+           "lr": args.lr, "data_lr": args.data_lr, "n_traj": args.n_traj, "activation": args.activation,
+           "models": [s.key for s in specs],
            "train_arch": "[2,2,1] (arch 0)", "test_arch": "[4,1] (arch 1)"}
     per = {s.key: {o: {n: {k: [] for k in METRICS} for n in ns} for o in opts} for s in specs}
     fig_panels = {}
