@@ -86,7 +86,8 @@ PROBE_SCHEDULES = (
     "periodic:n=4,K=20,P=10",
 )
 METHODS = ("gfm", "linear", "ridge_coord", "wnn")
-_KEYS = {"n": "n", "K": "horizon", "P": "every", "m": "horizon", "alpha": "alpha", "tol": "tolerance"}
+_KEYS = {"n": "n", "K": "horizon", "P": "every", "m": "horizon", "alpha": "alpha", "tol": "tolerance",
+         "opt": "optimizer_state"}
 
 
 def parse_schedule(text: str) -> dict[str, Any]:
@@ -104,7 +105,12 @@ def parse_schedule(text: str) -> dict[str, Any]:
         if not eq or key not in _KEYS:
             raise ValueError(f"schedule {text!r}: expected KEY=VALUE with KEY in {sorted(_KEYS)}, got {item!r}")
         try:
-            out[_KEYS[key]] = float(value) if key in ("alpha", "tol") else int(value)
+            if key == "opt":
+                if value not in ("keep", "reset"):
+                    raise ValueError(f"opt must be 'keep' or 'reset', got {value!r}")
+                out[_KEYS[key]] = value
+            else:
+                out[_KEYS[key]] = float(value) if key in ("alpha", "tol") else int(value)
         except ValueError as exc:
             raise ValueError(f"schedule {text!r}: {key} must be a number, got {value!r}") from exc
     return out
