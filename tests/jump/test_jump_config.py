@@ -17,7 +17,7 @@ def test_every_exported_name_imports():
 
 def test_defaults_and_derived_values():
     cfg = JumpConfig()
-    assert (cfg.mode, cfg.n, cfg.unit, cfg.optimizer_state, cfg.tolerance) == ("periodic", 4, "epoch", "keep", 0.01)
+    assert (cfg.mode, cfg.n, cfg.unit, cfg.optimizer_state, cfg.tolerance) == ("periodic", 4, "epoch", "reset", 0.01)
     assert cfg.periodic_horizon == 4 and cfg.periodic_every == 4
     assert cfg.candidate_alphas(guarded=True) == (1.0, 0.5, 0.25)
     assert cfg.candidate_alphas(guarded=False) == (1.0,)
