@@ -13,7 +13,8 @@ export TRANSFORMERS_OFFLINE := 1
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# Pinned: torchvision beside any other torch fails to import here (see DEVELOPERS.md).
+	# Pinned: these two are the pair that import together on this machine (a torchvision wheel
+	# beside another torch build fails to import, and breaks transformers and lightning too).
 	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 	$(PY) -m pip install -q -e ".[all]"
 	touch $(STAMP)
