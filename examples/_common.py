@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
+from gfm_accel.data.classifier import evaluate_classifier  # noqa: E402
 
 __all__ = ["add_common_arguments", "get_forecaster", "load_data", "evaluate", "fit", "print_summary"]
 
@@ -55,18 +56,9 @@ def load_data(dataset: str, data_dir: str | None, limit: int | None) -> dict[str
         sys.exit(f"error: {exc}")
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` on ``(x, y)``; restores train mode."""
-    was = model.training
-    model.eval()
-    loss, correct = 0.0, 0
-    for i in range(0, len(x), batch):
-        out = model(x[i : i + batch])
-        loss += float(F.cross_entropy(out, y[i : i + batch], reduction="sum"))
-        correct += int((out.argmax(1) == y[i : i + batch]).sum())
-    model.train(was)
-    return loss / len(x), correct / len(x)
+    return evaluate_classifier(model, x, y)
 
 
 def fit(model, optimizer, data, epochs: int, batch_size: int, jump=None, seed: int = 0) -> tuple[float, float, float]:

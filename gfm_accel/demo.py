@@ -37,6 +37,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .data.classifier import evaluate_classifier
+
 __all__ = ["DemoConfig", "DemoRun", "load_images", "make_cnn", "train", "run_demo", "add_arguments", "run", "DEMO_SCHEDULE"]
 
 logger = logging.getLogger(__name__)
@@ -191,19 +193,6 @@ class DemoRun:
     jumps: list[dict[str, Any]] = field(default_factory=list)
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
-    was = model.training
-    model.eval()
-    loss, correct = 0.0, 0
-    for i in range(0, len(x), batch):
-        out = model(x[i : i + batch])
-        loss += float(F.cross_entropy(out, y[i : i + batch], reduction="sum"))
-        correct += int((out.argmax(1) == y[i : i + batch]).sum())
-    model.train(was)
-    return loss / len(x), correct / len(x)
-
-
 def train(cfg: DemoConfig, data: dict[str, torch.Tensor], jump: Any = None) -> DemoRun:
     """One run of the demo's CNN (with ``jump`` attached if given); same seed, same batches."""
     torch.manual_seed(cfg.seed)
@@ -215,7 +204,7 @@ def train(cfg: DemoConfig, data: dict[str, torch.Tensor], jump: Any = None) -> D
     if jump is not None:
         t0 = time.perf_counter()
         guard_x, guard_y = data["x_guard"], data["y_guard"]
-        jump.attach(model, opt, eval_fn=lambda m: _evaluate(m, guard_x, guard_y)[0], total=cfg.epochs)
+        jump.attach(model, opt, eval_fn=lambda m: evaluate_classifier(m, guard_x, guard_y)[0], total=cfg.epochs)
         t_attach = time.perf_counter() - t0
     gen = torch.Generator().manual_seed(1000 + cfg.seed)
     elapsed = t_attach
@@ -233,7 +222,7 @@ def train(cfg: DemoConfig, data: dict[str, torch.Tensor], jump: Any = None) -> D
             if jump is not None:
                 jump.on_epoch_end(epoch - 1)
             elapsed += time.perf_counter() - t0
-        vl, va = _evaluate(model, data["x_val"], data["y_val"])
+        vl, va = evaluate_classifier(model, data["x_val"], data["y_val"])
         run.val_loss.append(vl)
         run.val_acc.append(va)
         run.wall.append(elapsed)

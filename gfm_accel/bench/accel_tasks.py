@@ -37,6 +37,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data.classifier import evaluate_classifier
+
 __all__ = [
     "AccelTask",
     "TASKS",
@@ -292,19 +294,6 @@ class RunLog:
         return asdict(self)
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> tuple[float, float]:
-    was = model.training
-    model.eval()
-    loss, correct = 0.0, 0
-    for i in range(0, len(x), batch):
-        out = model(x[i : i + batch])
-        loss += float(F.cross_entropy(out, y[i : i + batch], reduction="sum"))
-        correct += int((out.argmax(1) == y[i : i + batch]).sum())
-    model.train(was)
-    return loss / len(x), correct / len(x)
-
-
 def train_run(
     task: AccelTask,
     seed: int,
@@ -340,9 +329,9 @@ def train_run(
     if jump is not None:
         xg, yg = split.x_guard, split.y_guard
         t0 = time.perf_counter()
-        jump.attach(model, opt, eval_fn=lambda m: _evaluate(m, xg, yg)[0], total=task.epochs)
+        jump.attach(model, opt, eval_fn=lambda m: evaluate_classifier(m, xg, yg)[0], total=task.epochs)
         log.jump_seconds += time.perf_counter() - t0
-    vl, va = _evaluate(model, split.x_val, split.y_val)
+    vl, va = evaluate_classifier(model, split.x_val, split.y_val)
     log.val_loss.append(vl), log.val_acc.append(va), log.train_loss.append(float("nan")), log.wall.append(0.0)
     if record_fn is not None:
         record_fn(model, 0)
@@ -366,7 +355,7 @@ def train_run(
             jump.on_epoch_end(epoch, loss=total / seen)
             log.jump_seconds += time.perf_counter() - tj
         elapsed += time.perf_counter() - t0
-        vl, va = _evaluate(model, split.x_val, split.y_val)
+        vl, va = evaluate_classifier(model, split.x_val, split.y_val)
         log.val_loss.append(vl), log.val_acc.append(va), log.train_loss.append(total / seen), log.wall.append(elapsed)
         if record_fn is not None:
             record_fn(model, epoch + 1)
