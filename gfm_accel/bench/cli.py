@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from .common import write_result
+from .common import git_commit, write_result
 
 __all__ = ["BENCHMARKS", "add_arguments", "run"]
 
@@ -49,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(BENCHMARKS[args.name][0])
     out = args.out or Path("benchmarks/results") / (args.name + ("_quick" if args.quick else ""))
     args.out = out
+    commit = git_commit()  # the code that runs, even if HEAD moves during a long run
     t0 = time.perf_counter()
     result = module.run(args)
     wall = time.perf_counter() - t0
-    path = write_result(args.name, result, out, quick=args.quick, wall_time_s=wall)
+    path = write_result(args.name, result, out, quick=args.quick, wall_time_s=wall, commit=commit)
     print(result.table_md)
     print(f"\nwall time {wall:.1f} s; wrote {path} and {path.parent / 'table.md'}")
     return 0

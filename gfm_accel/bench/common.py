@@ -71,15 +71,19 @@ def git_commit() -> str | None:
 
 
 def write_result(name: str, result: BenchResult, out_dir: Path, *, quick: bool, wall_time_s: float,
-                 command: str | None = None) -> Path:
-    """Write results.json and table.md into ``out_dir``; returns the results.json path."""
+                 command: str | None = None, commit: str | None = None) -> Path:
+    """Write results.json and table.md into ``out_dir``; returns the results.json path.
+
+    ``commit`` should be taken when the run starts (:func:`git_commit`): HEAD may move
+    during a long run. Without it the commit is read now.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     command = command or " ".join(["gfm-accel", *sys.argv[1:]]) if Path(sys.argv[0]).name in ("gfm-accel", "__main__.py") else " ".join(sys.argv)
     record = {
         "benchmark": name,
         "schema_version": SCHEMA_VERSION,
         "command": command,
-        "git_commit": git_commit(),
+        "git_commit": commit or git_commit(),
         "machine": machine_line(),
         "seeds": list(result.seeds),
         "quick": bool(quick),
