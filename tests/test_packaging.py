@@ -57,3 +57,17 @@ def test_cli_entry_points():
     assert out.returncode == 0 and "generate" in out.stdout and "bench" in out.stdout
     out = subprocess.run([sys.executable, "-m", "gfm_accel", "info"], capture_output=True, text=True)
     assert out.returncode == 0 and "torch" in out.stdout
+
+
+SUBPACKAGES = [
+    "gfm_accel.bench", "gfm_accel.baselines", "gfm_accel.data", "gfm_accel.flow", "gfm_accel.forecast",
+    "gfm_accel.jump", "gfm_accel.pretrained",
+]
+
+
+@pytest.mark.parametrize("package", SUBPACKAGES)
+def test_subpackage_all_names_import(package):
+    mod = importlib.import_module(package)
+    assert mod.__all__, f"{package} exports nothing"
+    for name in mod.__all__:
+        assert isinstance(name, str) and getattr(mod, name) is not None, f"{package}.{name}"
