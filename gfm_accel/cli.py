@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         # User errors get one clear line, not a traceback.
         print(f"gfm-accel {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:
+        # An optional extra is missing (scikit-learn, mnist1d, matplotlib, tqdm, ...).
+        print(f"gfm-accel {args.command}: error: {exc}. Install the extras: pip install 'gfm_accel[all]'",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
