@@ -38,4 +38,16 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"gfm_accel {__version__}")
     print(machine_line())
+    from .pretrained import PRETRAINED_PATH, pretrained_forecaster
+
+    try:
+        f = pretrained_forecaster()
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"shipped forecaster: unavailable ({exc})")
+        return 0
+    prov = f.provenance
+    zoo = prov.get("zoo") or {}
+    print(f"shipped forecaster: {PRETRAINED_PATH.name} ({PRETRAINED_PATH.stat().st_size} bytes), {f!r}")
+    print(f"  trained on {zoo.get('trajectories', '?')} zoo trajectories ({', '.join(zoo.get('files', []))}) "
+          f"by `{prov.get('command')}` in {prov.get('fit_seconds', '?')} s")
     return 0
