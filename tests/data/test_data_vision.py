@@ -30,3 +30,13 @@ def test_cifar_missing_gives_clear_error(tmp_path):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="unknown dataset 'mnist'.*digits"):
         load_image_dataset("mnist")
+
+
+def test_fake_data_is_deterministic_and_cifar_shaped():
+    a = load_image_dataset("fake")
+    b = load_image_dataset("fake")
+    assert a.train_x.shape == (512, 3, 32, 32) and a.val_x.shape == (128, 3, 32, 32)
+    assert a.num_classes == 10 and a.input_shape == (3, 32, 32)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.train_y, b.train_y)
+    assert not torch.equal(a.train_x[:128], a.val_x)  # different offsets, different images
+    assert int(a.train_y.min()) >= 0 and int(a.train_y.max()) <= 9
