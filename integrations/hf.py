@@ -75,6 +75,7 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from gfm_accel.jump.core import GFMJump as CoreGFMJump  # noqa: E402
+from gfm_accel.jump.core import check_adapter_args  # noqa: E402
 
 __all__ = ["GFMJump", "STATE_FILE", "make_loss_eval_fn"]
 
@@ -162,10 +163,7 @@ class GFMJump(TrainerCallback):
         log_prefix: str = "gfm/",
         **config: Any,
     ) -> None:
-        if isinstance(eval_batches, bool) or not isinstance(eval_batches, int) or eval_batches < 1:
-            raise ValueError(f"eval_batches must be a positive int, got {eval_batches!r}")
-        if eval_fn is not None and not callable(eval_fn):
-            raise ValueError(f"eval_fn must be callable as eval_fn(model) -> float, got {type(eval_fn).__name__}")
+        check_adapter_args(eval_fn, eval_batches)
         self.core = CoreGFMJump(forecaster, **config)
         self.eval_fn = eval_fn
         self.eval_dataset = eval_dataset

@@ -64,6 +64,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device  # noqa: E
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 
 from gfm_accel.jump.core import GFMJump as CoreGFMJump  # noqa: E402
+from gfm_accel.jump.core import check_adapter_args  # noqa: E402
 
 __all__ = ["GFMJump"]
 
@@ -99,10 +100,7 @@ class GFMJump(Callback):
         log_prefix: str = "gfm/",
         **config: Any,
     ) -> None:
-        if isinstance(eval_batches, bool) or not isinstance(eval_batches, int) or eval_batches < 1:
-            raise ValueError(f"eval_batches must be a positive int, got {eval_batches!r}")
-        if eval_fn is not None and not callable(eval_fn):
-            raise ValueError(f"eval_fn must be callable as eval_fn(model) -> float, got {type(eval_fn).__name__}")
+        check_adapter_args(eval_fn, eval_batches)
         self.core = CoreGFMJump(forecaster, **config)
         self.eval_fn = eval_fn
         self.eval_batches = eval_batches

@@ -55,7 +55,7 @@ from . import dist
 from .bn import refresh_batchnorm
 from .config import JumpConfig, JumpRecord
 
-__all__ = ["GFMJump", "STATE_FORMAT"]
+__all__ = ["GFMJump", "STATE_FORMAT", "check_adapter_args"]
 
 logger = logging.getLogger(__name__)
 
@@ -603,3 +603,15 @@ class GFMJump:
     def __repr__(self) -> str:
         fields_ = ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in fields(self.config)[:4])
         return f"GFMJump({fields_}, attached={self.recorder is not None}, jumps={self._jumps})"
+
+
+def check_adapter_args(eval_fn: Any, eval_batches: Any) -> None:
+    """Validate the guard arguments every framework adapter takes.
+
+    Raises:
+        ValueError: ``eval_batches`` is not a positive int, or ``eval_fn`` is not callable.
+    """
+    if isinstance(eval_batches, bool) or not isinstance(eval_batches, int) or eval_batches < 1:
+        raise ValueError(f"eval_batches must be a positive int, got {eval_batches!r}")
+    if eval_fn is not None and not callable(eval_fn):
+        raise ValueError(f"eval_fn must be callable as eval_fn(model) -> float, got {type(eval_fn).__name__}")
