@@ -62,3 +62,14 @@ def tiny_gpt2(seed: int = 0):
 def flat_params(model: torch.nn.Module) -> torch.Tensor:
     """All parameters as one float64 CPU vector (for exact comparisons)."""
     return torch.cat([p.detach().reshape(-1).double().cpu() for p in model.parameters()])
+
+
+class RankDependentForecaster:
+    """Linear extrapolation plus ``1e-3 * rank``: ranks agree only if rank 0's forecast is broadcast."""
+
+    expected_dim = None
+
+    def forecast(self, prefix, m, *, spec=None):
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        n = prefix.shape[0] - 1
+        return prefix[-1] + (m - n) * (prefix[-1] - prefix[-2]) + 1e-3 * rank

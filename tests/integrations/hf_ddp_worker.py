@@ -25,19 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors.torch import save_file  # noqa: E402
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
-from _integration_models import flat_params, lm_datasets, tiny_gpt2  # noqa: E402
+from _integration_models import RankDependentForecaster, flat_params, lm_datasets, tiny_gpt2  # noqa: E402
 from gfm_accel.integrations.hf import GFMJump  # noqa: E402
-
-
-class RankDependentForecaster:
-    """Linear extrapolation plus a rank-dependent offset: only rank 0's output may be used."""
-
-    expected_dim = None
-
-    def forecast(self, prefix, m, *, spec=None):
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        n = prefix.shape[0] - 1
-        return prefix[-1] + (m - n) * (prefix[-1] - prefix[-2]) + 1e-3 * rank
 
 
 class GrabAfterJump(TrainerCallback):

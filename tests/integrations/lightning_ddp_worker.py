@@ -23,20 +23,9 @@ import lightning as L  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from _integration_models import flat_params  # noqa: E402
+from _integration_models import RankDependentForecaster, flat_params  # noqa: E402
 from gfm_accel.integrations.lightning import GFMJump  # noqa: E402
 from test_integration_lightning import Regressor, _loaders  # noqa: E402
-
-
-class RankDependentForecaster:
-    """Linear extrapolation plus ``1e-3 * rank``: only a broadcast of rank 0's output agrees."""
-
-    expected_dim = None
-
-    def forecast(self, prefix, m, *, spec=None):
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        n = prefix.shape[0] - 1
-        return prefix[-1] + (m - n) * (prefix[-1] - prefix[-2]) + 1e-3 * rank
 
 
 class GrabAfterJump(Callback):
