@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "Forecaster": "gfm_accel.forecast.base",
     "LastValueForecaster": "gfm_accel.forecast.simple",
     "LinearExtrapolationForecaster": "gfm_accel.forecast.simple",
+    "LineFitForecaster": "gfm_accel.forecast.simple",
     "GFMForecaster": "gfm_accel.forecast.forecaster",
     "GFMJump": "gfm_accel.jump",
     "pretrained_forecaster": "gfm_accel.pretrained",

@@ -204,7 +204,9 @@ def train(cfg: DemoConfig, data: dict[str, torch.Tensor], jump: Any = None) -> D
     if jump is not None:
         t0 = time.perf_counter()
         guard_x, guard_y = data["x_guard"], data["y_guard"]
-        jump.attach(model, opt, eval_fn=lambda m: evaluate_classifier(m, guard_x, guard_y)[0], total=cfg.epochs)
+        steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+        total = cfg.epochs * steps_per_epoch if jump.config.unit == "step" else cfg.epochs
+        jump.attach(model, opt, eval_fn=lambda m: evaluate_classifier(m, guard_x, guard_y)[0], total=total)
         t_attach = time.perf_counter() - t0
     gen = torch.Generator().manual_seed(1000 + cfg.seed)
     elapsed = t_attach
@@ -219,6 +221,8 @@ def train(cfg: DemoConfig, data: dict[str, torch.Tensor], jump: Any = None) -> D
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if jump is not None:
+                    jump.on_step_end()  # records and jumps only with unit="step"
             if jump is not None:
                 jump.on_epoch_end(epoch - 1)
             elapsed += time.perf_counter() - t0

@@ -329,7 +329,10 @@ def train_run(
     if jump is not None:
         xg, yg = split.x_guard, split.y_guard
         t0 = time.perf_counter()
-        jump.attach(model, opt, eval_fn=lambda m: evaluate_classifier(m, xg, yg)[0], total=task.epochs)
+        steps_per_epoch = math.ceil(len(split.x_train) / task.batch_size)
+        step_unit = getattr(getattr(jump, "config", None), "unit", "epoch") == "step"
+        total = task.epochs * steps_per_epoch if step_unit else task.epochs
+        jump.attach(model, opt, eval_fn=lambda m: evaluate_classifier(m, xg, yg)[0], total=total)
         log.jump_seconds += time.perf_counter() - t0
     vl, va = evaluate_classifier(model, split.x_val, split.y_val)
     log.val_loss.append(vl), log.val_acc.append(va), log.train_loss.append(float("nan")), log.wall.append(0.0)
@@ -341,19 +344,23 @@ def train_run(
         t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=gen)
-        total, seen = 0.0, 0
+        total, seen, jump_step_seconds = 0.0, 0, 0.0
         for i in range(0, n, task.batch_size):
             idx = perm[i : i + task.batch_size]
             loss = F.cross_entropy(model(split.x_train[idx]), split.y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if jump is not None:
+                tj = time.perf_counter()
+                jump.on_step_end()
+                jump_step_seconds += time.perf_counter() - tj
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
         if jump is not None:
             tj = time.perf_counter()
             jump.on_epoch_end(epoch, loss=total / seen)
-            log.jump_seconds += time.perf_counter() - tj
+            log.jump_seconds += time.perf_counter() - tj + jump_step_seconds
         elapsed += time.perf_counter() - t0
         vl, va = evaluate_classifier(model, split.x_val, split.y_val)
         log.val_loss.append(vl), log.val_acc.append(va), log.train_loss.append(total / seen), log.wall.append(elapsed)

@@ -4,7 +4,7 @@ from .base import Forecaster, as_batch, check_prefix
 from .coordinate import CoordinateBackend, CoordinateConfig
 from .dense import DenseBackend, DenseConfig, DenseField
 from .forecaster import ForecasterBackend, GFMConfig, GFMForecaster
-from .simple import LastValueForecaster, LinearExtrapolationForecaster
+from .simple import LastValueForecaster, LineFitForecaster, LinearExtrapolationForecaster
 
 __all__ = [
     "Forecaster",
@@ -12,6 +12,7 @@ __all__ = [
     "check_prefix",
     "LastValueForecaster",
     "LinearExtrapolationForecaster",
+    "LineFitForecaster",
     "GFMForecaster",
     "GFMConfig",
     "ForecasterBackend",

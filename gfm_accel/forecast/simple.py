@@ -10,7 +10,7 @@ import torch
 from ..params import ParamSpec
 from .base import as_batch, check_prefix
 
-__all__ = ["LastValueForecaster", "LinearExtrapolationForecaster"]
+__all__ = ["LastValueForecaster", "LinearExtrapolationForecaster", "LineFitForecaster"]
 
 
 class LastValueForecaster:
@@ -50,4 +50,36 @@ class LinearExtrapolationForecaster:
             out = batch[:, 0].clone()
         else:
             out = batch[:, -1] + (m - n) * (batch[:, -1] - batch[:, -2])
+        return out[0] if unbatched else out
+
+
+class LineFitForecaster:
+    """Fit a least-squares line through all of ``w_0 .. w_n`` (per coordinate) and extend it to ``m``.
+
+    ``w_hat_m = a + b m`` with ``(a, b)`` the ordinary least-squares fit of ``w_j`` on
+    ``j = 0 .. n``. Unlike :class:`LinearExtrapolationForecaster`, which multiplies the last
+    (noisy) step by ``m - n``, the slope here averages over the whole window, and the start
+    point is the fitted value at ``n`` rather than the noisy ``w_n``. It is the strongest
+    training-free competitor of the acceleration benchmark
+    (``docs/acceleration.md``). With one snapshot (n = 0) it returns ``w_0``.
+
+    Example:
+        >>> LineFitForecaster().forecast(torch.tensor([[0.0], [1.2], [1.8], [3.0]]), m=6)
+        tensor([5.8200])
+    """
+
+    expected_dim = None
+
+    def forecast(self, prefix: torch.Tensor, m: int, *, spec: ParamSpec | None = None) -> torch.Tensor:
+        batch, unbatched = as_batch(prefix)
+        check_prefix(batch, m)
+        n = batch.shape[1] - 1
+        if n == 0:
+            out = batch[:, 0].clone()
+        else:
+            t = torch.arange(n + 1, dtype=batch.dtype, device=batch.device)
+            tc = t - t.mean()
+            mean = batch.mean(dim=1)
+            slope = torch.einsum("t,btd->bd", tc, batch - mean[:, None]) / tc.pow(2).sum()
+            out = mean + slope * (m - t.mean())
         return out[0] if unbatched else out

@@ -53,6 +53,9 @@ def test_pair_metrics_rejects_different_budgets():
 def test_parse_schedule():
     assert parse_schedule("periodic:n=4,K=10,P=5") == {"mode": "periodic", "n": 4, "horizon": 10, "every": 5}
     assert parse_schedule("far:n=9") == {"mode": "far", "n": 9}
+    assert parse_schedule("periodic:n=4,K=10,P=5,steps=5,tol=0.3,opt=keep") == {
+        "mode": "periodic", "n": 4, "horizon": 10, "every": 5, "unit": "step", "every_n_steps": 5,
+        "tolerance": 0.3, "optimizer_state": "keep"}
     for bad in ("sideways:n=4", "periodic:q=3", "periodic:n=x"):
         with pytest.raises(ValueError, match="schedule"):
             parse_schedule(bad)
@@ -113,3 +116,18 @@ def test_cli_end_to_end(tmp_path):
     table = (out / "table.md").read_text()
     assert "| mlp_mnist1d | linear |" in table and "mean speedup over tasks" in table
     assert (out / "val_loss.png").stat().st_size > 1000
+
+
+def test_step_unit_schedule_jumps_every_k_steps():
+    # 200 samples / batch 256 -> 1 optimizer step per epoch; snapshots every 2 steps, a window of
+    # n + 1 = 3 snapshots, a jump every P = 2 snapshots: attempts after steps 4 and 8 of 10.
+    from gfm_accel.forecast.simple import LineFitForecaster
+    from gfm_accel.jump import GFMJump
+
+    task = TASKS["mlp_mnist1d"].with_epochs(10)
+    split = load_split(task.dataset, 200)
+    jump = GFMJump(LineFitForecaster(), mode="periodic", unit="step", every_n_steps=2, n=2, horizon=3, every=2)
+    log = train_run(task, 0, split=split, jump=jump, method="linefit")
+    assert [r["step"] for r in log.jumps] == [4, 8]
+    assert jump.total == 10  # attached with the budget in optimizer steps
+    assert len(log.val_loss) == 11 and log.jump_seconds > 0

@@ -1,0 +1,91 @@
+"""Probe: how the guard's tolerance and the snapshot unit change the held-out speedups.
+
+Runs every held-out task of ``gfm-accel bench accel`` (seeds 0-2) under periodic jumps with
+K = 10 ahead every P = 5 snapshots, for several forecasters, guard tolerances and snapshot
+units, and prints one block per configuration: the mean speedup to the plain run's best
+val loss over tasks (a target not reached counts as plain epochs / B), and per task the
+per-seed speedups, the speedups to the B/4 and B/2 losses, the val-loss change at B
+(jump - plain) and the guard's accept rate.
+
+This is how the benchmark's main schedule (``steps=5, tol=0.3, opt=keep``) was chosen;
+``benchmarks/results/accel/probe_guard_and_steps/`` holds its output.
+
+Usage:
+    OMP_NUM_THREADS=1 python benchmarks/probe_accel_guard.py [--seeds 0,1,2] [--only NAME,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+from gfm_accel.bench.accel import make_forecaster, pair_metrics  # noqa: E402
+from gfm_accel.bench.accel_tasks import TASKS, train_run  # noqa: E402
+from gfm_accel.jump import GFMJump  # noqa: E402
+
+EPOCH = dict(mode="periodic", n=4, horizon=10, every=5)
+STEP = dict(EPOCH, unit="step", every_n_steps=5)
+CONFIGS = {
+    # name: (forecaster, jump options)
+    "gfm epoch tol=0.01 reset (old main)": ("gfm", dict(EPOCH, tolerance=0.01, optimizer_state="reset")),
+    "gfm epoch tol=0 keep": ("gfm", dict(EPOCH, tolerance=0.0, optimizer_state="keep")),
+    "gfm epoch tol=0.3 keep": ("gfm", dict(EPOCH, tolerance=0.3, optimizer_state="keep")),
+    "linefit epoch tol=0.01 reset": ("linefit", dict(EPOCH, tolerance=0.01, optimizer_state="reset")),
+    "linefit epoch tol=0.3 keep": ("linefit", dict(EPOCH, tolerance=0.3, optimizer_state="keep")),
+    "gfm epoch no guard alpha=0.5 keep": ("gfm", dict(EPOCH, guard=False, alpha=0.5, optimizer_state="keep")),
+    "gfm step5 tol=0.01 keep": ("gfm", dict(STEP, tolerance=0.01, optimizer_state="keep")),
+    "gfm step5 tol=0.1 keep": ("gfm", dict(STEP, tolerance=0.1, optimizer_state="keep")),
+    "gfm step5 tol=0.3 keep (new main)": ("gfm", dict(STEP, tolerance=0.3, optimizer_state="keep")),
+    "gfm step5 tol=0.3 reset": ("gfm", dict(STEP, tolerance=0.3, optimizer_state="reset")),
+    "linefit step5 tol=0.3 keep": ("linefit", dict(STEP, tolerance=0.3, optimizer_state="keep")),
+    "linear step5 tol=0.3 keep": ("linear", dict(STEP, tolerance=0.3, optimizer_state="keep")),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--only", default=None, help="comma list of configuration names (default all)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    logging.disable(logging.WARNING)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = args.only.split(",") if args.only else list(CONFIGS)
+    plain = {}
+    for name in names:
+        method, opts = CONFIGS[name]
+        fc = make_forecaster(method, n=4, m=14)
+        t0 = time.time()
+        means, worse, lines = [], 0, []
+        for tn, task in TASKS.items():
+            best, quarter, half, dloss, accept = [], [], [], [], []
+            for seed in seeds:
+                if (tn, seed) not in plain:
+                    plain[tn, seed] = train_run(task, seed)
+                m = pair_metrics(plain[tn, seed], train_run(task, seed, jump=GFMJump(fc, **opts), method=method))
+
+                def speedup(key, m=m):
+                    t = m["targets"][key]
+                    return t["speedup"] if t["speedup"] is not None else t["speedup_bound"]
+
+                best.append(speedup("best")), quarter.append(speedup("quarter")), half.append(speedup("half"))
+                end = m["equal_epochs"]["end"]
+                dloss.append(end["jump_loss"] - end["plain_loss"])
+                accept.append(m["jumps"]["accept_rate"] or 0.0)
+            mean = lambda v: sum(v) / len(v)  # noqa: E731
+            means.append(mean(best))
+            worse += mean(dloss) > 0
+            lines.append(f"  {tn:14s} best {mean(best):.2f} [{' '.join(f'{x:.2f}' for x in best)}] "
+                         f"B/4 {mean(quarter):.2f} B/2 {mean(half):.2f} dloss@B {mean(dloss):+.3f} accept {mean(accept):.2f}")
+        print(f"{name}: mean {mean(means):.2f}x, tasks worse @B {worse}/{len(TASKS)} ({time.time() - t0:.0f} s)")
+        print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
