@@ -39,6 +39,7 @@ CONFIGS = {
     "linefit epoch tol=0.01 reset": ("linefit", dict(EPOCH, tolerance=0.01, optimizer_state="reset")),
     "linefit epoch tol=0.3 keep": ("linefit", dict(EPOCH, tolerance=0.3, optimizer_state="keep")),
     "gfm epoch no guard alpha=0.5 keep": ("gfm", dict(EPOCH, guard=False, alpha=0.5, optimizer_state="keep")),
+    "linefit epoch no guard alpha=1 keep": ("linefit", dict(EPOCH, guard=False, alpha=1.0, optimizer_state="keep")),
     "gfm step5 tol=0.01 keep": ("gfm", dict(STEP, tolerance=0.01, optimizer_state="keep")),
     "gfm step5 tol=0.1 keep": ("gfm", dict(STEP, tolerance=0.1, optimizer_state="keep")),
     "gfm step5 tol=0.3 keep (new main)": ("gfm", dict(STEP, tolerance=0.3, optimizer_state="keep")),
