@@ -11,7 +11,8 @@ This is how the benchmark's main schedule (``steps=5, tol=0.3, opt=keep``) was c
 ``benchmarks/results/accel/probe_guard_and_steps/`` holds its output.
 
 Usage:
-    OMP_NUM_THREADS=1 python benchmarks/probe_accel_guard.py [--seeds 0,1,2] [--only NAME,...]
+    OMP_NUM_THREADS=1 python benchmarks/probe_accel_guard.py [--seeds 0,1,2] [--only "NAME;NAME"]
+        [--forecaster F.safetensors]
 """
 
 from __future__ import annotations
@@ -46,22 +47,42 @@ CONFIGS = {
     "gfm step5 tol=0.3 reset": ("gfm", dict(STEP, tolerance=0.3, optimizer_state="reset")),
     "linefit step5 tol=0.3 keep": ("linefit", dict(STEP, tolerance=0.3, optimizer_state="keep")),
     "linear step5 tol=0.3 keep": ("linear", dict(STEP, tolerance=0.3, optimizer_state="keep")),
+    "avg(gfm, linefit) step5 tol=0.3 keep": ("avg", dict(STEP, tolerance=0.3, optimizer_state="keep")),
 }
+
+
+class _Average:
+    """The mean of two forecasters' predictions (a probe, not a product forecaster)."""
+
+    expected_dim = None
+
+    def __init__(self, a, b) -> None:
+        self.a, self.b = a, b
+
+    def forecast(self, prefix, m, *, spec=None):
+        return 0.5 * (self.a.forecast(prefix, m, spec=spec) + self.b.forecast(prefix, m, spec=spec))
+
+
+def _forecaster(method: str, path: str | None):
+    if method == "avg":
+        return _Average(make_forecaster("gfm", n=4, m=14, forecaster_path=path), make_forecaster("linefit", n=4, m=14))
+    return make_forecaster(method, n=4, m=14, forecaster_path=path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--only", default=None, help="comma list of configuration names (default all)")
+    parser.add_argument("--only", default=None, help="';'-separated configuration names (default all)")
+    parser.add_argument("--forecaster", default=None, help="a GFM forecaster file to use as 'gfm' (default: the shipped one)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")]
-    names = args.only.split(",") if args.only else list(CONFIGS)
+    names = args.only.split(";") if args.only else list(CONFIGS)
     plain = {}
     for name in names:
         method, opts = CONFIGS[name]
-        fc = make_forecaster(method, n=4, m=14)
+        fc = _forecaster(method, args.forecaster)
         t0 = time.time()
         means, worse, lines = [], 0, []
         for tn, task in TASKS.items():

@@ -40,6 +40,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zoo", type=Path, default=Path("runs/zoo"))
     ap.add_argument("--rebuild-zoo", action="store_true")
+    ap.add_argument("--zoo-every-steps", type=int, default=None,
+                    help="when (re)building the zoo, record every K optimizer steps instead of every epoch")
     ap.add_argument("--out", type=Path, default=PRETRAINED_PATH)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
@@ -56,7 +58,8 @@ def main() -> int:
     files = sorted(args.zoo.glob("zoo_*.safetensors"))
     zoo_seconds = 0.0
     if args.rebuild_zoo or not files:
-        files = build_zoo(args.zoo)
+        args.zoo.mkdir(parents=True, exist_ok=True)
+        files = build_zoo(args.zoo, every_steps=args.zoo_every_steps)
         zoo_seconds = time.perf_counter() - t0
     data = [load_trajectories(f) for f in files]
     runs = zoo_runs()
@@ -66,6 +69,7 @@ def main() -> int:
         "families": dict(Counter(r.family for r in runs)),
         "optimizers": sorted({r.optimizer for r in runs}),
         "epochs_per_run": runs[0].epochs,
+        "snapshot_unit": sorted({str(t.metadata.get("unit", "epoch")) for t in data}),
         "data": {"mlp": "sklearn digits", "cnn": "sklearn digits", "gpt": "Python stdlib source text"},
         "D": {f.name: t.D for f, t in zip(files, data)},
     }

@@ -325,7 +325,13 @@ class GFMJump:
             return False  # the planned run is over: no training would follow the jump
         if cfg.mode == "far":
             return self._seg >= cfg.n
-        return self._seg > 0 and self._seg % cfg.periodic_every == 0
+        if not (self._seg > 0 and self._seg % cfg.periodic_every == 0):
+            return False
+        if self.total is not None and not cfg.jump_past_end:
+            per_snapshot = cfg.every_n_steps if cfg.unit == "step" else 1
+            if self._counter() + cfg.periodic_horizon * per_snapshot > self.total:
+                return False  # the target lies past the planned end: no time to relax from the jump
+        return True
 
     def maybe_jump(self, force: bool = False) -> JumpRecord | None:
         """Jump if due (or, with ``force``, whenever n+1 snapshots are held); record it in :attr:`history`."""

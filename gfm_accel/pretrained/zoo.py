@@ -208,8 +208,14 @@ def _batches(n: int, batch: int, g: torch.Generator) -> Iterator[torch.Tensor]:
         yield perm[i : i + batch]
 
 
-def train_run(run: ZooRun, steps_per_epoch_text: int = 20) -> dict:
-    """Train one zoo run and record its weights every epoch.
+def train_run(run: ZooRun, steps_per_epoch_text: int = 20, every_steps: int | None = None) -> dict:
+    """Train one zoo run and record its weights every epoch (or every ``every_steps`` optimizer steps).
+
+    Args:
+        run: what to train.
+        steps_per_epoch_text: optimizer steps in one "epoch" of the char model.
+        every_steps: record every this many optimizer steps instead of once per epoch (the
+            losses are then only evaluated at epoch ends and are NaN in between).
 
     Returns:
         dict with ``weights`` (T, D), ``loss`` (T,), ``val_loss`` (T,), ``spec``, ``seconds``.
@@ -282,17 +288,28 @@ def train_run(run: ZooRun, steps_per_epoch_text: int = 20) -> dict:
     rec.record(0)
     losses.append(train_eval())
     val_losses.append(evaluate())
+    if every_steps is not None and (isinstance(every_steps, bool) or every_steps < 1):
+        raise ValueError(f"every_steps must be a positive integer or None, got {every_steps!r}")
+    step = 0
     for epoch in range(run.epochs):
         for x, y in epoch_batches():
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             loss.backward()
             opt.step()
-        rec.on_epoch_end()
-        losses.append(train_eval())
-        val_losses.append(evaluate())
+            step += 1
+            if every_steps is not None and step % every_steps == 0:
+                rec.record(step)
+                losses.append(float("nan"))
+                val_losses.append(float("nan"))
+        if every_steps is None:
+            rec.on_epoch_end()
+            losses.append(train_eval())
+            val_losses.append(evaluate())
+        elif losses:  # the losses of the last snapshot taken in this epoch
+            losses[-1], val_losses[-1] = train_eval(), evaluate()
     weights = rec.weights()
-    ok = bool(torch.isfinite(weights).all()) and all(math.isfinite(v) for v in losses)
+    ok = bool(torch.isfinite(weights).all()) and all(math.isfinite(v) for v in losses if not math.isnan(v))
     return {
         "weights": weights,
         "loss": torch.tensor(losses),
@@ -303,8 +320,12 @@ def train_run(run: ZooRun, steps_per_epoch_text: int = 20) -> dict:
     }
 
 
-def build_zoo(out_dir: str | Path, scale: str = "default", progress: bool = True) -> list[Path]:
+def build_zoo(out_dir: str | Path, scale: str = "default", progress: bool = True,
+              every_steps: int | None = None) -> list[Path]:
     """Run the zoo and write one trajectory file per architecture into ``out_dir``.
+
+    ``every_steps`` records every that many optimizer steps instead of once per epoch (see
+    :func:`train_run`); all runs of one architecture then still share T.
 
     Runs that diverge (NaN/Inf) are dropped and logged. Returns the files written.
     """
@@ -314,7 +335,7 @@ def build_zoo(out_dir: str | Path, scale: str = "default", progress: bool = True
     runs = zoo_runs(scale)
     groups: dict[str, list[tuple[ZooRun, dict]]] = {}
     for i, run in enumerate(bar(runs, desc="zoo", enabled=progress)):
-        res = train_run(run)
+        res = train_run(run, every_steps=every_steps)
         logger.info("zoo run %d/%d %s/%s %s lr=%g: loss %.3f -> %.3f (%.1f s)", i + 1, len(runs), run.family, run.arch,
                     run.optimizer, run.lr, float(res["loss"][0]), float(res["loss"][-1]), res["seconds"])
         if not res["finite"]:
@@ -335,7 +356,7 @@ def build_zoo(out_dir: str | Path, scale: str = "default", progress: bool = True
                 task=f"zoo/{items[0][0].family}",
                 arch=items[0][0].arch,
                 runs=[asdict(r) for r, _ in items],
-                unit="epoch",
+                unit="epoch" if every_steps is None else f"{every_steps} steps",
             )
         )
     return written

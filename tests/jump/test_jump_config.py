@@ -50,6 +50,7 @@ def test_json_round_trip():
         ({"refresh_bn_batches": -1}, "refresh_bn_batches"),
         ({"guard": "yes"}, "guard"),
         ({"snapshot_dtype": "int8"}, "snapshot_dtype"),
+        ({"jump_past_end": "no"}, "jump_past_end"),
     ],
 )
 def test_invalid_options_name_the_problem(kwargs, words):

@@ -83,6 +83,35 @@ def test_no_periodic_jump_at_the_planned_end():
     assert [r.step for r in jump.history] == [2, 4]  # not 6: the run ends there
 
 
+@pytest.mark.parametrize("past_end, steps", [(False, [2, 4]), (True, [2, 4, 6])])
+def test_periodic_jump_whose_target_lies_past_the_end_is_skipped(past_end, steps):
+    # n=2, K=3, total=8 epochs: the jump due after epoch 6 would target epoch 9 > 8.
+    x, y, _, _ = digits(128)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    jump = GFMJump(LastValueForecaster(), n=2, horizon=3, jump_past_end=past_end).attach(model, opt, total=8)
+    for epoch in range(8):
+        train_epoch(model, opt, x, y, epoch)
+        jump.on_epoch_end(epoch)
+    assert [r.step for r in jump.history] == steps
+
+
+def test_step_unit_target_past_the_end_counts_in_steps():
+    # snapshots every 2 steps, n=2, K=3 (6 steps ahead), total=12 steps: due at steps 4 and 8;
+    # step 8's target (14) lies past 12, so only step 4 jumps.
+    x, y, _, _ = digits(128)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    jump = GFMJump(LastValueForecaster(), unit="step", every_n_steps=2, n=2, horizon=3).attach(model, opt, total=12)
+    for step in range(12):
+        loss = nn.functional.cross_entropy(model(x[:32]), y[:32])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        jump.on_step_end()
+    assert [r.step for r in jump.history] == [4]
+
+
 def test_periodic_every_and_max_jumps():
     x, y, _, _ = digits(128)
     model = mlp()
