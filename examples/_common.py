@@ -30,6 +30,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, epochs: int) -> Non
     parser.add_argument("--forecaster", default="shipped", help="'shipped' (default), 'linear' or a forecaster file")
 
 
+def periodic_schedule(epochs: int) -> dict:
+    """Jump every 5 epochs to 10 epochs ahead, or only as far as the end of a shorter run.
+
+    ``GFMJump`` skips a periodic jump whose target lies past the planned end of the run
+    (``jump_past_end=False``), so a short run (the smoke-test settings, or the HF example's
+    8 epochs) forecasts to its last epoch instead of 10 epochs ahead.
+    """
+    return dict(mode="periodic", n=4, every=5, horizon=max(1, min(10, epochs - 5)))
+
+
 def get_forecaster(name: str):
     """None for the shipped forecaster (GFMJump's default), else the forecaster object."""
     if name == "shipped":

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from _common import add_common_arguments, evaluate, fit, get_forecaster, load_data, print_summary
+from _common import add_common_arguments, evaluate, fit, get_forecaster, load_data, periodic_schedule, print_summary
 from gfm_accel import GFMJump
 from gfm_accel.demo import make_cnn
 
@@ -43,7 +43,7 @@ def main() -> None:
         print(f"plain: val_loss={vl:.4f} val_acc={100 * va:.1f}% time={secs:.1f}s")
 
     model, opt = new_model()
-    jump = GFMJump(get_forecaster(args.forecaster), mode="periodic", n=4, horizon=10, every=5)
+    jump = GFMJump(get_forecaster(args.forecaster), **periodic_schedule(args.epochs))
     gx, gy = data["x_guard"][:1000], data["y_guard"][:1000]
     jump.attach(model, opt, eval_fn=lambda m: evaluate(m, gx, gy)[0], total=args.epochs)
     vl, va, secs = fit(model, opt, data, args.epochs, args.batch_size, jump=jump, seed=args.seed)

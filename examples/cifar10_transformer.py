@@ -13,7 +13,7 @@ import argparse
 import torch
 from torch import nn
 
-from _common import add_common_arguments, evaluate, fit, get_forecaster, load_data, print_summary
+from _common import add_common_arguments, evaluate, fit, get_forecaster, load_data, periodic_schedule, print_summary
 from gfm_accel import GFMJump
 
 
@@ -53,7 +53,7 @@ def main() -> None:
     model = ViT(channels, side, patch=4 if side >= 32 else 2, dim=64 if side >= 32 else 32)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
 
-    jump = GFMJump(get_forecaster(args.forecaster), mode="periodic", n=4, horizon=10, every=5)
+    jump = GFMJump(get_forecaster(args.forecaster), **periodic_schedule(args.epochs))
     gx, gy = data["x_guard"][:1000], data["y_guard"][:1000]
     jump.attach(model, optimizer, eval_fn=lambda m: evaluate(m, gx, gy)[0], total=args.epochs)
     vl, va, secs = fit(model, optimizer, data, args.epochs, args.batch_size, jump=jump, seed=args.seed)

@@ -25,7 +25,7 @@ import textwrap  # noqa: E402
 import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments  # noqa: E402
 
-from _common import get_forecaster  # noqa: E402
+from _common import get_forecaster, periodic_schedule  # noqa: E402
 from gfm_accel.integrations.hf import GFMJump  # noqa: E402
 
 BLOCK = 64
@@ -77,7 +77,7 @@ def main() -> None:
         )
         trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=eval_ds)
         jump = GFMJump(get_forecaster(args.forecaster), eval_dataset=eval_ds, eval_batches=2,
-                       mode="periodic", n=4, horizon=10, every=5)
+                       **periodic_schedule(args.epochs))
         trainer.add_callback(jump)
         t0 = time.perf_counter()
         trainer.train()

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from _common import add_common_arguments, get_forecaster, load_data  # noqa: E402
+from _common import add_common_arguments, get_forecaster, load_data, periodic_schedule  # noqa: E402
 from gfm_accel.demo import make_cnn  # noqa: E402
 from gfm_accel.integrations.lightning import GFMJump  # noqa: E402
 
@@ -59,7 +59,7 @@ def main() -> None:
     train = DataLoader(TensorDataset(data["x_train"], data["y_train"]), batch_size=64, shuffle=True)
     val = DataLoader(TensorDataset(data["x_val"], data["y_val"]), batch_size=200)
 
-    jump = GFMJump(get_forecaster(args.forecaster), eval_batches=2, mode="periodic", n=4, horizon=10, every=5)
+    jump = GFMJump(get_forecaster(args.forecaster), eval_batches=2, **periodic_schedule(args.epochs))
     trainer = L.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, callbacks=[jump], logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     t0 = time.perf_counter()

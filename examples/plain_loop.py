@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from _common import add_common_arguments, evaluate, fit, get_forecaster, load_data, print_summary
+from _common import add_common_arguments, evaluate, fit, get_forecaster, load_data, periodic_schedule, print_summary
 from gfm_accel import GFMJump
 from gfm_accel.demo import make_cnn
 
@@ -28,8 +28,9 @@ def main() -> None:
     model = make_cnn(channels=1, side=8)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-    # Periodic jumps: every 5 epochs, forecast 10 epochs ahead from the last 5 snapshots.
-    jump = GFMJump(get_forecaster(args.forecaster), mode="periodic", n=4, horizon=10, every=5)
+    # Periodic jumps: every 5 epochs, forecast 10 epochs ahead (or to the end of a shorter run)
+    # from the last 5 snapshots.
+    jump = GFMJump(get_forecaster(args.forecaster), **periodic_schedule(args.epochs))
     guard_x, guard_y = data["x_guard"], data["y_guard"]
     jump.attach(model, optimizer, eval_fn=lambda m: evaluate(m, guard_x, guard_y)[0], total=args.epochs)
 
