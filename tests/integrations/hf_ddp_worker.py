@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors.torch import save_file  # noqa: E402
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
-from _integration_models import RankDependentForecaster, flat_params, lm_datasets, tiny_gpt2  # noqa: E402
+from _integration_models import RankDependentForecaster, finish_distributed, flat_params, lm_datasets, tiny_gpt2  # noqa: E402
 from gfm_accel.integrations.hf import GFMJump  # noqa: E402
 
 
@@ -79,3 +79,4 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    finish_distributed()

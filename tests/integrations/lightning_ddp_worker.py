@@ -23,7 +23,7 @@ import lightning as L  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from _integration_models import RankDependentForecaster, flat_params  # noqa: E402
+from _integration_models import RankDependentForecaster, finish_distributed, flat_params  # noqa: E402
 from gfm_accel.integrations.lightning import GFMJump  # noqa: E402
 from test_integration_lightning import Regressor, _loaders  # noqa: E402
 
@@ -68,3 +68,4 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    finish_distributed()
