@@ -1,6 +1,8 @@
 """Training-free reference forecasters (the competitors GFM must beat).
 
-Both serve any D (``expected_dim = None``) and follow :class:`~gfm_accel.forecast.base.Forecaster`.
+All serve any D (``expected_dim = None``) and follow :class:`~gfm_accel.forecast.base.Forecaster`;
+they share the input handling (:class:`_TrainingFree`) and differ only in how they extend a
+``(B, n+1, D)`` window to ``w_m``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,23 @@ from .base import as_batch, check_prefix
 __all__ = ["LastValueForecaster", "LinearExtrapolationForecaster", "LineFitForecaster"]
 
 
-class LastValueForecaster:
+class _TrainingFree:
+    """Batching and checks shared by the training-free forecasters; subclasses define :meth:`_extend`."""
+
+    expected_dim = None
+
+    def forecast(self, prefix: torch.Tensor, m: int, *, spec: ParamSpec | None = None) -> torch.Tensor:
+        batch, unbatched = as_batch(prefix)
+        check_prefix(batch, m)
+        n = batch.shape[1] - 1
+        out = batch[:, 0].clone() if n == 0 else self._extend(batch, n, m)
+        return out[0] if unbatched else out
+
+    def _extend(self, batch: torch.Tensor, n: int, m: int) -> torch.Tensor:  # (B, n+1, D) -> (B, D), n >= 1
+        raise NotImplementedError
+
+
+class LastValueForecaster(_TrainingFree):
     """Predict ``w_m = w_n`` (a jump to it is a no-op).
 
     Example:
@@ -21,16 +39,11 @@ class LastValueForecaster:
         tensor([4., 5.])
     """
 
-    expected_dim = None
-
-    def forecast(self, prefix: torch.Tensor, m: int, *, spec: ParamSpec | None = None) -> torch.Tensor:
-        batch, unbatched = as_batch(prefix)
-        check_prefix(batch, m)
-        out = batch[:, -1].clone()
-        return out[0] if unbatched else out
+    def _extend(self, batch: torch.Tensor, n: int, m: int) -> torch.Tensor:
+        return batch[:, -1].clone()
 
 
-class LinearExtrapolationForecaster:
+class LinearExtrapolationForecaster(_TrainingFree):
     """Extend the last observed step linearly: ``w_m = w_n + (m - n) (w_n - w_{n-1})``.
 
     With a single snapshot (n = 0) it returns ``w_0``.
@@ -40,20 +53,11 @@ class LinearExtrapolationForecaster:
         tensor([4.])
     """
 
-    expected_dim = None
-
-    def forecast(self, prefix: torch.Tensor, m: int, *, spec: ParamSpec | None = None) -> torch.Tensor:
-        batch, unbatched = as_batch(prefix)
-        check_prefix(batch, m)
-        n = batch.shape[1] - 1
-        if n == 0:
-            out = batch[:, 0].clone()
-        else:
-            out = batch[:, -1] + (m - n) * (batch[:, -1] - batch[:, -2])
-        return out[0] if unbatched else out
+    def _extend(self, batch: torch.Tensor, n: int, m: int) -> torch.Tensor:
+        return batch[:, -1] + (m - n) * (batch[:, -1] - batch[:, -2])
 
 
-class LineFitForecaster:
+class LineFitForecaster(_TrainingFree):
     """Fit a least-squares line through all of ``w_0 .. w_n`` (per coordinate) and extend it to ``m``.
 
     ``w_hat_m = a + b m`` with ``(a, b)`` the ordinary least-squares fit of ``w_j`` on
@@ -68,18 +72,9 @@ class LineFitForecaster:
         tensor([5.8200])
     """
 
-    expected_dim = None
-
-    def forecast(self, prefix: torch.Tensor, m: int, *, spec: ParamSpec | None = None) -> torch.Tensor:
-        batch, unbatched = as_batch(prefix)
-        check_prefix(batch, m)
-        n = batch.shape[1] - 1
-        if n == 0:
-            out = batch[:, 0].clone()
-        else:
-            t = torch.arange(n + 1, dtype=batch.dtype, device=batch.device)
-            tc = t - t.mean()
-            mean = batch.mean(dim=1)
-            slope = torch.einsum("t,btd->bd", tc, batch - mean[:, None]) / tc.pow(2).sum()
-            out = mean + slope * (m - t.mean())
-        return out[0] if unbatched else out
+    def _extend(self, batch: torch.Tensor, n: int, m: int) -> torch.Tensor:
+        t = torch.arange(n + 1, dtype=batch.dtype, device=batch.device)
+        tc = t - t.mean()
+        mean = batch.mean(dim=1)
+        slope = torch.einsum("t,btd->bd", tc, batch - mean[:, None]) / tc.pow(2).sum()
+        return mean + slope * (m - t.mean())
