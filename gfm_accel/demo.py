@@ -204,8 +204,7 @@ def train(cfg: DemoConfig, data: dict[str, torch.Tensor], jump: Any = None) -> D
     if jump is not None:
         t0 = time.perf_counter()
         guard_x, guard_y = data["x_guard"], data["y_guard"]
-        steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
-        total = cfg.epochs * steps_per_epoch if jump.config.unit == "step" else cfg.epochs
+        total = jump.config.planned_total(cfg.epochs, math.ceil(len(x_train) / cfg.batch_size))
         jump.attach(model, opt, eval_fn=lambda m: evaluate_classifier(m, guard_x, guard_y)[0], total=total)
         t_attach = time.perf_counter() - t0
     gen = torch.Generator().manual_seed(1000 + cfg.seed)

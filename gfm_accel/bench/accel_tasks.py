@@ -329,9 +329,7 @@ def train_run(
     if jump is not None:
         xg, yg = split.x_guard, split.y_guard
         t0 = time.perf_counter()
-        steps_per_epoch = math.ceil(len(split.x_train) / task.batch_size)
-        step_unit = getattr(getattr(jump, "config", None), "unit", "epoch") == "step"
-        total = task.epochs * steps_per_epoch if step_unit else task.epochs
+        total = jump.config.planned_total(task.epochs, math.ceil(len(split.x_train) / task.batch_size))
         jump.attach(model, opt, eval_fn=lambda m: evaluate_classifier(m, xg, yg)[0], total=total)
         log.jump_seconds += time.perf_counter() - t0
     vl, va = evaluate_classifier(model, split.x_val, split.y_val)

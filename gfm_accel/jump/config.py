@@ -167,6 +167,15 @@ class JumpConfig:
         """``P`` of periodic mode (``every`` or ``n``)."""
         return self.every if self.every is not None else self.n
 
+    def planned_total(self, epochs: int, steps_per_epoch: int) -> int:
+        """The ``total`` to give :meth:`GFMJump.attach` for a run of ``epochs`` epochs, in this config's unit.
+
+        Example:
+            >>> JumpConfig(unit="step", every_n_steps=5).planned_total(40, 11)
+            440
+        """
+        return epochs * steps_per_epoch if self.unit == "step" else epochs
+
     def candidate_alphas(self, guarded: bool) -> tuple[float, ...]:
         """Jump fractions tried in order: ``alpha * a`` for each ``a`` in ``alphas`` (guarded) or ``(alpha,)``."""
         if not guarded:

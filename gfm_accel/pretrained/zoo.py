@@ -291,7 +291,9 @@ def train_run(run: ZooRun, steps_per_epoch_text: int = 20, every_steps: int | No
     if every_steps is not None and (isinstance(every_steps, bool) or every_steps < 1):
         raise ValueError(f"every_steps must be a positive integer or None, got {every_steps!r}")
     step = 0
+    evaluated = list(losses)  # the losses actually computed (step snapshots between epoch ends hold NaN)
     for epoch in range(run.epochs):
+        snapped = False
         for x, y in epoch_batches():
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
@@ -302,14 +304,17 @@ def train_run(run: ZooRun, steps_per_epoch_text: int = 20, every_steps: int | No
                 rec.record(step)
                 losses.append(float("nan"))
                 val_losses.append(float("nan"))
+                snapped = True
         if every_steps is None:
             rec.on_epoch_end()
             losses.append(train_eval())
             val_losses.append(evaluate())
-        elif losses:  # the losses of the last snapshot taken in this epoch
+            evaluated.append(losses[-1])
+        elif snapped:  # the losses of the last snapshot taken in this epoch
             losses[-1], val_losses[-1] = train_eval(), evaluate()
+            evaluated.append(losses[-1])
     weights = rec.weights()
-    ok = bool(torch.isfinite(weights).all()) and all(math.isfinite(v) for v in losses if not math.isnan(v))
+    ok = bool(torch.isfinite(weights).all()) and all(math.isfinite(v) for v in evaluated)
     return {
         "weights": weights,
         "loss": torch.tensor(losses),
