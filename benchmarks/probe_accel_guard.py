@@ -12,7 +12,7 @@ This is how the benchmark's main schedule (``steps=5, tol=0.3, opt=keep``) was c
 
 Usage:
     OMP_NUM_THREADS=1 python benchmarks/probe_accel_guard.py [--seeds 0,1,2] [--only "NAME;NAME"]
-        [--forecaster F.safetensors]
+        [--forecaster F.safetensors] [--tasks heldout,validation]
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from gfm_accel.bench.accel import make_forecaster, pair_metrics  # noqa: E402
-from gfm_accel.bench.accel_tasks import TASKS, train_run  # noqa: E402
+from gfm_accel.bench.accel import expand_task_names, make_forecaster, pair_metrics  # noqa: E402
+from gfm_accel.bench.accel_tasks import ALL_TASKS, train_run  # noqa: E402
 from gfm_accel.jump import GFMJump  # noqa: E402
 
 EPOCH = dict(mode="periodic", n=4, horizon=10, every=5)
@@ -74,18 +74,21 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--only", default=None, help="';'-separated configuration names (default all)")
     parser.add_argument("--forecaster", default=None, help="a GFM forecaster file to use as 'gfm' (default: the shipped one)")
+    parser.add_argument("--tasks", default="heldout",
+                        help="comma list of task names or sets ('heldout', 'validation'); default heldout")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.only.split(";") if args.only else list(CONFIGS)
+    tasks = {t: ALL_TASKS[t] for t in expand_task_names(args.tasks.split(","))}
     plain = {}
     for name in names:
         method, opts = CONFIGS[name]
         fc = _forecaster(method, args.forecaster)
         t0 = time.time()
         means, worse, lines = [], 0, []
-        for tn, task in TASKS.items():
+        for tn, task in tasks.items():
             best, quarter, half, dloss, accept = [], [], [], [], []
             for seed in seeds:
                 if (tn, seed) not in plain:
@@ -105,7 +108,7 @@ def main() -> None:
             worse += mean(dloss) > 0
             lines.append(f"  {tn:14s} best {mean(best):.2f} [{' '.join(f'{x:.2f}' for x in best)}] "
                          f"B/4 {mean(quarter):.2f} B/2 {mean(half):.2f} dloss@B {mean(dloss):+.3f} accept {mean(accept):.2f}")
-        print(f"{name}: mean {mean(means):.2f}x, tasks worse @B {worse}/{len(TASKS)} ({time.time() - t0:.0f} s)")
+        print(f"{name}: mean {mean(means):.2f}x, tasks worse @B {worse}/{len(tasks)} ({time.time() - t0:.0f} s)")
         print("\n".join(lines), flush=True)
 
 

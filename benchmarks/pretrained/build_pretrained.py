@@ -2,7 +2,7 @@
 
 1. Generates the trajectory zoo (`gfm_accel.pretrained.zoo`: MLPs and CNNs on sklearn digits,
    a tiny char GPT on stdlib text; SGD, SGD+momentum, Adam, AdamW, RMSprop at two learning
-   rates; 60 runs x 40 epochs) into `runs/zoo/` unless it is there already.
+   rates, two seeds; 120 runs x 40 epochs) into `runs/zoo/` unless it is there already.
 2. Trains the model-agnostic (coordinate) GFM forecaster on random windows of every zoo
    trajectory (several n, strides and horizons), so it serves any (n, m).
 3. Writes `gfm_accel/pretrained/gfm_coordinate.safetensors` with the zoo description, the
@@ -22,6 +22,7 @@ import shlex
 import sys
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ from gfm_accel.bench.common import git_commit
 from gfm_accel.forecast.forecaster import GFMForecaster
 from gfm_accel.info import machine_line
 from gfm_accel.pretrained import PRETRAINED_PATH
-from gfm_accel.pretrained.zoo import build_zoo, zoo_runs
+from gfm_accel.pretrained.zoo import ZOO_SEEDS, build_zoo, zoo_runs
 from gfm_accel.trajectories import load_trajectories
 
 DEFAULT_OPTIONS = {}
@@ -42,6 +43,8 @@ def main() -> int:
     ap.add_argument("--rebuild-zoo", action="store_true")
     ap.add_argument("--zoo-every-steps", type=int, default=None,
                     help="when (re)building the zoo, record every K optimizer steps instead of every epoch")
+    ap.add_argument("--zoo-seeds", default=",".join(map(str, ZOO_SEEDS)),
+                    help="comma list of zoo run seeds (with --rebuild-zoo or when the zoo is built)")
     ap.add_argument("--out", type=Path, default=PRETRAINED_PATH)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
@@ -54,21 +57,24 @@ def main() -> int:
     torch.set_num_threads(1)
     from gfm_accel.forecast.train_cli import parse_options
 
+    seeds = tuple(int(x) for x in args.zoo_seeds.split(",") if x.strip())
     t0 = time.perf_counter()
     files = sorted(args.zoo.glob("zoo_*.safetensors"))
     zoo_seconds = 0.0
     if args.rebuild_zoo or not files:
         args.zoo.mkdir(parents=True, exist_ok=True)
-        files = build_zoo(args.zoo, every_steps=args.zoo_every_steps)
+        files = build_zoo(args.zoo, every_steps=args.zoo_every_steps, seeds=seeds)
         zoo_seconds = time.perf_counter() - t0
     data = [load_trajectories(f) for f in files]
-    runs = zoo_runs()
+    # What the files on disk hold (each zoo file lists its runs), else what the zoo would run.
+    runs = [r for t in data for r in t.metadata.get("runs", [])] or [asdict(r) for r in zoo_runs(seeds=seeds)]
     zoo_info = {
         "files": [f.name for f in files],
         "trajectories": sum(t.N for t in data),
-        "families": dict(Counter(r.family for r in runs)),
-        "optimizers": sorted({r.optimizer for r in runs}),
-        "epochs_per_run": runs[0].epochs,
+        "families": dict(Counter(r["family"] for r in runs)),
+        "optimizers": sorted({r["optimizer"] for r in runs}),
+        "seeds": sorted({r["seed"] for r in runs}),
+        "epochs_per_run": runs[0]["epochs"],
         "snapshot_unit": sorted({str(t.metadata.get("unit", "epoch")) for t in data}),
         "data": {"mlp": "sklearn digits", "cnn": "sklearn digits", "gpt": "Python stdlib source text"},
         "D": {f.name: t.D for f, t in zip(files, data)},

@@ -1,10 +1,11 @@
 """``gfm-accel bench accel``: do live runs reach their target in fewer epochs with GFMJump?
 
 For every held-out task (:mod:`gfm_accel.bench.accel_tasks`, none of them in the
-forecaster's zoo) and every seed, one plain run and one run per jump forecaster are
-trained with the same seed, data order and budget B. The jump machinery (schedule,
-guard, back-off) is identical for every forecaster, so the table credits only what the
-forecaster adds:
+forecaster's zoo; ``--tasks validation`` runs the three tasks added after the main schedule
+was chosen, to check it on tasks it was not tuned on) and every seed, one plain run and one
+run per jump forecaster are trained with the same seed, data order and budget B. The jump
+machinery (schedule, guard, back-off) is identical for every forecaster, so the table
+credits only what the forecaster adds:
 
 * ``gfm``: the shipped coordinate GFM forecaster (:func:`gfm_accel.pretrained_forecaster`),
   or ``--forecaster PATH``;
@@ -31,6 +32,8 @@ Metrics (per pair, then mean and std over seeds):
   within B is "not reached": it is counted (the ``reached`` column), and its speedup
   enters the mean as the upper bound ``plain epochs / B`` (it would need more than B);
 * validation loss and accuracy at equal epochs (B/4, B/2 and B);
+* the same speedup on the *training* loss (to the plain run's lowest epoch-mean training
+  loss): it separates faster optimization from a change in generalization;
 * the guard's accept rate and the jump overhead (share of wall time).
 
 ``--probe`` instead runs one seed of each task under several jump schedules (``far`` and
@@ -57,7 +60,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .accel_tasks import SOURCE_TASK, TASKS, AccelTask, RunLog, Split, load_split, train_run
+from .accel_tasks import ALL_TASKS, SOURCE_TASK, TASKS, VALIDATION_TASKS, AccelTask, RunLog, Split, load_split, train_run
 from .common import BenchResult, progress
 
 __all__ = [
@@ -146,10 +149,13 @@ def pair_metrics(plain: RunLog, jumped: RunLog) -> dict[str, Any]:
     """Compare one jump run to its plain twin (same seed and budget).
 
     Returns:
-        ``{"targets": {"best"|"quarter"|"half": {...}}, "equal_epochs": {...}, "jumps": {...}}``;
-        each target entry holds ``target`` (loss), ``plain_epochs``, ``jump_epochs`` (None =
-        not reached), ``plain_seconds``, ``jump_seconds``, ``speedup`` (None when not reached)
-        and ``speedup_bound`` (``plain_epochs / B`` when not reached).
+        ``{"targets": {"best"|"quarter"|"half"|"train": {...}}, "equal_epochs": {...}, "jumps": {...}}``;
+        ``"train"`` is the plain run's lowest epoch-mean *training* loss, reached on the training
+        loss curves (optimization speed, apart from generalization); the others are validation
+        losses reached on the validation curves. Each target entry holds ``target`` (loss),
+        ``plain_epochs``, ``jump_epochs`` (None = not reached), ``plain_seconds``,
+        ``jump_seconds``, ``speedup`` (None when not reached) and ``speedup_bound``
+        (``plain_epochs / B`` when not reached).
     """
     budget = len(plain.val_loss) - 1
     if len(jumped.val_loss) - 1 != budget:
@@ -159,10 +165,15 @@ def pair_metrics(plain: RunLog, jumped: RunLog) -> dict[str, Any]:
         "quarter": plain.val_loss[max(1, budget // 4)],
         "half": plain.val_loss[max(1, budget // 2)],
     }
+    curves = {key: (plain.val_loss, jumped.val_loss) for key in targets}
+    finite_train = [v for v in plain.train_loss[1:] if math.isfinite(v)]
+    if finite_train:
+        targets["train"] = min(finite_train)
+        curves["train"] = (plain.train_loss, jumped.train_loss)
     out: dict[str, Any] = {"targets": {}, "equal_epochs": {}, "jumps": {}}
     for key, target in targets.items():
-        pe = epochs_to_reach(plain.val_loss, target)
-        je = epochs_to_reach(jumped.val_loss, target)
+        pe = epochs_to_reach(curves[key][0], target)
+        je = epochs_to_reach(curves[key][1], target)
         out["targets"][key] = {
             "target": target,
             "plain_epochs": pe,
@@ -325,7 +336,10 @@ def make_forecaster(method: str, *, n: int, m: int, source: tuple[torch.Tensor, 
 
 # --------------------------------------------------------------------------- the benchmark
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks", default=None, help=f"comma list of {sorted(TASKS)} (default all; quick: mlp_mnist1d)")
+    parser.add_argument("--tasks", default=None,
+                        help=f"comma list of task names ({sorted(ALL_TASKS)}) or task sets: 'heldout' (the main "
+                             f"held-out tasks {sorted(TASKS)}, the default; quick: mlp_mnist1d), 'validation' "
+                             f"({sorted(VALIDATION_TASKS)}: added after the main schedule was chosen)")
     parser.add_argument("--seeds", default=None, help="comma list of seeds (default 0,1,2; quick: 0)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {METHODS}")
     parser.add_argument("--schedule", default=DEFAULT_SCHEDULE,
@@ -340,6 +354,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wnn-epochs", type=int, default=None, help="training epochs of the wnn baseline (default 200)")
     parser.add_argument("--probe", action="store_true", help="compare jump schedules (far/periodic) instead")
     parser.add_argument("--probe-schedules", default=";".join(PROBE_SCHEDULES), help="';'-separated schedules for --probe")
+
+
+TASK_SETS = {"heldout": TASKS, "validation": VALIDATION_TASKS}
+
+
+def expand_task_names(names: Sequence[str]) -> list[str]:
+    """Task names with the set names ``heldout`` / ``validation`` expanded, in order, without repeats.
+
+    Example:
+        >>> expand_task_names(["validation", "gru_mnist1d"])
+        ['gru_mnist1d', 'tfm_mnist1d', 'cnn1d_digits']
+    """
+    out: list[str] = []
+    for name in names:
+        for t in TASK_SETS[name] if name in TASK_SETS else [name]:
+            if t not in ALL_TASKS:
+                raise ValueError(f"unknown task {t!r}; choose from {sorted(ALL_TASKS)} or a set {sorted(TASK_SETS)}")
+            if t not in out:
+                out.append(t)
+    return out
 
 
 def _source_files(source: str | None) -> list[Path]:
@@ -383,11 +417,8 @@ class _Plan:
 
 
 def _plan(args: argparse.Namespace) -> _Plan:
-    names = _csv(args.tasks) or (["mlp_mnist1d"] if args.quick else list(TASKS))
-    unknown = [t for t in names if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; choose from {sorted(TASKS)}")
-    tasks = [TASKS[t].with_epochs(args.epochs) if args.epochs else TASKS[t] for t in names]
+    names = expand_task_names(_csv(args.tasks)) or (["mlp_mnist1d"] if args.quick else list(TASKS))
+    tasks = [ALL_TASKS[t].with_epochs(args.epochs) if args.epochs else ALL_TASKS[t] for t in names]
     try:
         seeds = [int(s) for s in _csv(args.seeds)] or ([0] if args.quick else [0, 1, 2])
     except ValueError as exc:
@@ -518,8 +549,10 @@ def _summarize(pairs: list[dict[str, Any]], plan: _Plan) -> list[dict[str, Any]]
                 if not ps:
                     continue
                 row: dict[str, Any] = {"task": task.name, "method": method, "schedule": sched, "seeds": len(ps)}
-                for key in ("best", "quarter", "half"):
-                    ts = [p["targets"][key] for p in ps]
+                for key in ("best", "quarter", "half", "train"):
+                    ts = [p["targets"][key] for p in ps if key in p["targets"]]
+                    if not ts:
+                        continue
                     sp = [t["speedup"] if t["speedup"] is not None else t["speedup_bound"] for t in ts]
                     row[f"speedup_{key}"] = _mean_std([s for s in sp if s is not None])
                     row[f"reached_{key}"] = sum(1 for t in ts if t["jump_epochs"] is not None)
@@ -551,10 +584,12 @@ def _table(summary: list[dict[str, Any]], plan: _Plan, not_run: dict[str, str], 
     lines.append(
         "Speedup = plain epochs / jump epochs to reach the plain run's best val loss (and its val loss at B/4, B/2); "
         "mean ± std over seeds; a target not reached counts as plain epochs / B. "
-        "Epochs and seconds (jump overhead included) are plain → jump. Val loss / acc at equal epochs B.\n"
+        "Epochs and seconds (jump overhead included) are plain → jump. Val loss / acc at equal epochs B. "
+        "Speedup train: the same to the plain run's lowest epoch-mean training loss, on the training-loss curves "
+        "(optimization speed, apart from generalization).\n"
     )
     head = ("| task | method | schedule | speedup best | reached | epochs to best | seconds to best | speedup B/4 | "
-            "speedup B/2 | val loss @B | val acc @B | worse @B | accept | overhead |")
+            "speedup B/2 | speedup train | val loss @B | val acc @B | worse @B | accept | overhead |")
     lines.append(head)
     lines.append("|" + "---|" * (head.count("|") - 1))
     for r in summary:
@@ -564,24 +599,28 @@ def _table(summary: list[dict[str, Any]], plan: _Plan, not_run: dict[str, str], 
             f"{_fmt(*r['plain_epochs_best'], 1)} → {_fmt(*r['jump_epochs_best'], 1)} | "
             f"{_fmt(*r['plain_seconds_best'], 1)} → {_fmt(*r['jump_seconds_best'], 1)} | "
             f"{_fmt(*sq)}x ({r['reached_quarter']}/{r['seeds']}) | {_fmt(*sh)}x ({r['reached_half']}/{r['seeds']}) | "
-            f"{_fmt(*r['plain_loss_end'], 3)} → {_fmt(*r['jump_loss_end'], 3)} | "
+            f"{_train_cell(r)} | {_fmt(*r['plain_loss_end'], 3)} → {_fmt(*r['jump_loss_end'], 3)} | "
             f"{_fmt(*r['plain_acc_end'], 3)} → {_fmt(*r['jump_acc_end'], 3)} | {r['worse_end']}/{r['seeds']} | "
             f"{(r['accept_rate'] if r['accept_rate'] is not None else float('nan')):.2f} ({r['accepted']}/{r['attempts']}) | "
             f"{100 * r['overhead_share'][0]:.1f}% |"
         )
     # Mean over tasks per method (the issue's headline number).
     lines.append("")
-    lines.append("| method | schedule | mean speedup over tasks (best) | (B/4) | (B/2) | tasks worse @B (mean val loss) |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("| method | schedule | mean speedup over tasks (best) | (B/4) | (B/2) | (train loss) | "
+                 "tasks worse @B (mean val loss) |")
+    lines.append("|---|---|---|---|---|---|---|")
     for sched in plan.schedules:
         for method in plan.methods:
             rs = [r for r in summary if r["method"] == method and r["schedule"] == sched]
             if not rs:
                 continue
             worse = sum(1 for r in rs if r["jump_loss_end"][0] > r["plain_loss_end"][0])
-            mean = lambda k: statistics.fmean(r[k][0] for r in rs if math.isfinite(r[k][0])) if any(math.isfinite(r[k][0]) for r in rs) else float("nan")  # noqa: E731
+            def mean(k: str) -> float:
+                vals = [r[k][0] for r in rs if k in r and math.isfinite(r[k][0])]
+                return statistics.fmean(vals) if vals else float("nan")
+
             lines.append(f"| {method} | `{sched}` | **{mean('speedup_best'):.2f}x** | {mean('speedup_quarter'):.2f}x | "
-                         f"{mean('speedup_half'):.2f}x | {worse}/{len(rs)} |")
+                         f"{mean('speedup_half'):.2f}x | {mean('speedup_train'):.2f}x | {worse}/{len(rs)} |")
     if not_run:
         lines.append("")
         for method, why in not_run.items():
@@ -589,6 +628,12 @@ def _table(summary: list[dict[str, Any]], plan: _Plan, not_run: dict[str, str], 
     if source_desc:
         lines.append(f"\nridge_coord / wnn fitted on source trajectories: {source_desc}.")
     return "\n".join(lines) + "\n"
+
+
+def _train_cell(row: dict[str, Any]) -> str:
+    if "speedup_train" not in row:
+        return "n/a"
+    return f"{_fmt(*row['speedup_train'])}x ({row['reached_train']}/{row['seeds']})"
 
 
 def _figure(runs: list[dict[str, Any]], out: Path, plan: _Plan) -> list[Path]:
@@ -601,23 +646,29 @@ def _figure(runs: list[dict[str, Any]], out: Path, plan: _Plan) -> list[Path]:
         logger.warning("matplotlib not installed: no figure")
         return []
     out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(plan.tasks), figsize=(5 * len(plan.tasks), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(plan.tasks), figsize=(5 * len(plan.tasks), 4.2), squeeze=False)
     seed = plan.seeds[0]
+    # Schedules are long strings: the legend names them by letter, the title spells them out.
+    letters = {sched: chr(ord("A") + i) for i, sched in enumerate(plan.schedules)}
     for ax, task in zip(axes[0], plan.tasks):
         for r in runs:
             if r["task"] == task.name and r["seed"] == seed:
                 style = "-" if r["method"] in ("plain", "gfm") else "--"
                 lw = 2.2 if r["method"] in ("plain", "gfm") else 1.2
-                label = r["method"] + (f" [{r['schedule'].split(',')[0]}]" if "schedule" in r else "")
+                sched = r.get("schedule")
+                label = r["method"] + (f" [{letters.get(sched, sched)}]" if sched and len(letters) > 1 else "")
                 ax.plot(range(len(r["val_loss"])), r["val_loss"], style, lw=lw, label=label)
                 for j in r.get("jumps", []):
-                    if j.get("accepted") and r["method"] == "gfm":
+                    if j.get("accepted") and r["method"] == "gfm" and sched == plan.schedules[0]:
                         ax.axvline(j["epoch"], color="0.8", lw=0.6, zorder=0)
         ax.set_title(f"{task.name} (seed {seed})")
         ax.set_xlabel("epoch")
         ax.set_ylabel("val loss")
         ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, ncol=2)
+    first = plan.schedules[0] if plan.schedules else ""
+    fig.suptitle("; ".join(f"{letter}: {sched}" for sched, letter in letters.items())
+                 + (f"  (grey lines: accepted gfm jumps under {letters[first]})" if first else ""), fontsize=9)
     fig.tight_layout()
     path = out / "val_loss.png"
     fig.savefig(path, dpi=110)

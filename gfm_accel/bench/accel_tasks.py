@@ -12,6 +12,18 @@ task               data                          model                  optimize
 ``vit_digits``     sklearn digits (8x8)          patch Transformer      AdamW 2e-3
 =================  ===========================  =====================  ==============
 
+:data:`VALIDATION_TASKS` are three more held-out tasks, added *after* the benchmark's main
+schedule was chosen on :data:`TASKS`: they check that schedule on tasks it was not tuned on
+(``gfm-accel bench accel --tasks validation``).
+
+=================  ===========================  =====================  ==============
+task               data                          model                  optimizer
+=================  ===========================  =====================  ==============
+``gru_mnist1d``    mnist1d                       GRU, 32 units          Adam 3e-3
+``tfm_mnist1d``    mnist1d                       1-D patch Transformer  AdamW 2e-3
+``cnn1d_digits``   sklearn digits (as 64-long)   1-D CNN, 3 conv layers RMSprop 1e-4
+=================  ===========================  =====================  ==============
+
 Data splits (fixed, independent of the run seed): each dataset is cut into
 ``train`` (optimized on), ``guard`` (the jump guard's held-out batches) and ``val``
 (only used for the reported metrics; never seen by a jump). Keeping the guard split
@@ -42,6 +54,8 @@ from ..data.classifier import evaluate_classifier
 __all__ = [
     "AccelTask",
     "TASKS",
+    "VALIDATION_TASKS",
+    "ALL_TASKS",
     "SOURCE_TASK",
     "Split",
     "RunLog",
@@ -54,6 +68,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+ARCHS = ("mlp", "cnn1d", "vit", "gru")
+
+
 @dataclass(frozen=True)
 class AccelTask:
     """One held-out training task (data, model, optimizer, budget).
@@ -61,8 +78,9 @@ class AccelTask:
     Attributes:
         name: registry name.
         dataset: ``"mnist1d"`` or ``"digits"``.
-        arch: ``"mlp"``, ``"cnn1d"``, ``"vit"`` (``"mlp"`` on digits is the zoo-like
-            source task the trained baselines are fitted on, see :data:`SOURCE_TASK`).
+        arch: ``"mlp"``, ``"cnn1d"``, ``"vit"`` (a patch Transformer: 2x2 patches of an
+            image, or 4-sample patches of a 1-D signal), ``"gru"`` (``"mlp"`` on digits is the
+            zoo-like source task the trained baselines are fitted on, see :data:`SOURCE_TASK`).
         optimizer: ``"adam"``, ``"adamw"``, ``"sgdm"`` (SGD, momentum 0.9), ``"sgd"``, ``"rmsprop"``.
         lr: learning rate.
         epochs: budget B (epochs).
@@ -86,8 +104,8 @@ class AccelTask:
     def __post_init__(self) -> None:
         if self.dataset not in ("mnist1d", "digits"):
             raise ValueError(f"dataset must be 'mnist1d' or 'digits', got {self.dataset!r}")
-        if self.arch not in ("mlp", "cnn1d", "vit"):
-            raise ValueError(f"arch must be 'mlp', 'cnn1d' or 'vit', got {self.arch!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.optimizer not in ("adam", "adamw", "sgdm", "sgd", "rmsprop"):
             raise ValueError(f"unknown optimizer {self.optimizer!r}")
         if not (self.lr > 0 and self.epochs >= 1 and self.batch_size >= 1):
@@ -106,6 +124,17 @@ TASKS: dict[str, AccelTask] = {
     "cnn1d_mnist1d": AccelTask("cnn1d_mnist1d", "mnist1d", "cnn1d", "sgdm", 0.02, 40, 256),
     "vit_digits": AccelTask("vit_digits", "digits", "vit", "adamw", 2e-3, 40, 256, weight_decay=0.01),
 }
+
+#: More held-out tasks (none in the zoo), added after the main schedule was chosen on
+#: :data:`TASKS`, to check it on tasks it was not tuned on.
+VALIDATION_TASKS: dict[str, AccelTask] = {
+    "gru_mnist1d": AccelTask("gru_mnist1d", "mnist1d", "gru", "adam", 3e-3, 40, 256),
+    "tfm_mnist1d": AccelTask("tfm_mnist1d", "mnist1d", "vit", "adamw", 2e-3, 40, 256, weight_decay=0.01),
+    "cnn1d_digits": AccelTask("cnn1d_digits", "digits", "cnn1d", "rmsprop", 1e-4, 40, 128),
+}
+
+#: Every task by name.
+ALL_TASKS: dict[str, AccelTask] = {**TASKS, **VALIDATION_TASKS}
 
 #: A zoo-like task (an MLP on sklearn digits, the zoo's own family) whose trajectories the
 #: trained baselines (ridge_coord, wnn) are fitted on when no zoo is on disk.
@@ -212,18 +241,36 @@ class _CNN1d(nn.Module):
         )
         self.head = nn.Linear(width * math.ceil(math.ceil(length / 2) / 2), classes)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L) or (B, H, W) -> (B, classes)
+        return self.head(self.conv(x.flatten(1).unsqueeze(1)).flatten(1))
+
+
+class _GRU(nn.Module):
+    """A one-layer GRU reading a 1-D signal one sample per step; the last hidden state is classified."""
+
+    def __init__(self, hidden: int = 32, classes: int = 10) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(1, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, classes)
-        return self.head(self.conv(x.unsqueeze(1)).flatten(1))
+        _, h = self.rnn(x.flatten(1).unsqueeze(-1))
+        return self.head(h[-1])
 
 
 class _PatchTransformer(nn.Module):
-    """A small ViT for 8x8 digits: 2x2 patches -> 16 tokens + a class token, 2 pre-norm blocks."""
+    """A small ViT: 2x2 patches of an 8x8 image (16 tokens) or 4-sample patches of a 1-D signal
+    (``shape=(40,)``: 10 tokens), plus a class token, 2 pre-norm blocks."""
 
-    def __init__(self, side: int = 8, patch: int = 2, dim: int = 32, depth: int = 2, heads: int = 4, classes: int = 10):
+    def __init__(self, shape: tuple[int, ...] = (8, 8), patch: int | None = None, dim: int = 32, depth: int = 2,
+                 heads: int = 4, classes: int = 10):
         super().__init__()
-        self.patch = patch
-        tokens = (side // patch) ** 2
-        self.embed = nn.Linear(patch * patch, dim)
+        self.patch = patch or (2 if len(shape) == 2 else 4)
+        p = self.patch
+        if any(side % p for side in shape):
+            raise ValueError(f"input shape {shape} is not divisible into patches of {p}")
+        tokens = math.prod(side // p for side in shape)
+        self.embed = nn.Linear(p ** len(shape), dim)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
         layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True)
@@ -231,10 +278,14 @@ class _PatchTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W) -> (B, classes)
-        b, h, w = x.shape
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W) or (B, L) -> (B, classes)
         p = self.patch
-        t = x.view(b, h // p, p, w // p, p).permute(0, 1, 3, 2, 4).reshape(b, -1, p * p)
+        if x.dim() == 3:
+            b, h, w = x.shape
+            t = x.view(b, h // p, p, w // p, p).permute(0, 1, 3, 2, 4).reshape(b, -1, p * p)
+        else:
+            b = x.shape[0]
+            t = x.reshape(b, -1, p)
         t = torch.cat([self.cls.expand(b, -1, -1), self.embed(t)], 1) + self.pos
         return self.head(self.norm(self.blocks(t))[:, 0])
 
@@ -245,8 +296,10 @@ def build_model(task: AccelTask, split: Split, seed: int) -> nn.Module:
     if task.arch == "mlp":
         return _MLP(math.prod(split.shape), classes=split.classes)
     if task.arch == "cnn1d":
-        return _CNN1d(split.shape[0], classes=split.classes)
-    return _PatchTransformer(split.shape[0], classes=split.classes)
+        return _CNN1d(math.prod(split.shape), classes=split.classes)
+    if task.arch == "gru":
+        return _GRU(classes=split.classes)
+    return _PatchTransformer(split.shape, classes=split.classes)
 
 
 def build_optimizer(task: AccelTask, model: nn.Module) -> torch.optim.Optimizer:

@@ -61,8 +61,8 @@ class JumpConfig:
             fixed held-out set of a few batches moves by about that much between epochs
             of a healthy run, so a tighter bound rejects neutral jumps for noise.
         optimizer_state: ``"reset"`` (default: clear momentum buffers / Adam moments and step
-            counts after an accepted jump) or ``"keep"``. Measured with the shipped forecaster
-            on the demo (digits CNN, periodic K=10 P=5, seeds 0-4): reset reached the plain
+            counts after an accepted jump) or ``"keep"``. Measured with the first (one-seed)
+            shipped forecaster on the demo (digits CNN, periodic K=10 P=5, seeds 0-4): reset reached the plain
             run's best val loss 1.42x / - / 1.53x / 1.32x / 1.30x faster ("-": not reached),
             keep - / - / 1.16x / 1.00x / 1.07x. On the held-out acceleration tasks (2 seeds)
             keep ended a little lower (``benchmarks/results/accel/probe_optimizer_state``),

@@ -16,7 +16,8 @@ family          model                                       data
 ==============  ==========================================  ===========================
 
 Optimizers: SGD, SGD with momentum 0.9, Adam, AdamW (wd 0.01), RMSprop, each at two
-learning rates, one seed (60 runs, 40 epochs each). An "epoch" of the char model is a fixed number of steps.
+learning rates and two seeds (120 runs, 40 epochs each; the seed sets the initialization and
+the mini-batch order). An "epoch" of the char model is a fixed number of steps.
 
 Held-out (never in the zoo): mnist1d data, 1-D convolutions, patch Transformers on
 digits, Hugging Face GPT-2 models (see ``docs/acceleration.md``).
@@ -185,10 +186,22 @@ _ARCHS: dict[str, tuple[Callable[[str], nn.Module], tuple[str, ...]]] = {
 }
 
 
-def zoo_runs(scale: str = "default") -> list[ZooRun]:
-    """The runs of the zoo. ``scale="tiny"`` is a few-run version for tests."""
+#: Seeds of the default zoo.
+ZOO_SEEDS: tuple[int, ...] = (0, 1)
+
+
+def zoo_runs(scale: str = "default", seeds: tuple[int, ...] | None = None) -> list[ZooRun]:
+    """The runs of the zoo. ``scale="tiny"`` is a few-run version for tests (seed 0 only).
+
+    Args:
+        scale: ``"default"`` or ``"tiny"``.
+        seeds: run seeds (default :data:`ZOO_SEEDS`; ``(0,)`` for ``"tiny"``).
+    """
     runs = []
-    seeds = (0,)  # learning rates and optimizers give the diversity; a second seed doubles the cost
+    if seeds is None:
+        seeds = ZOO_SEEDS if scale == "default" else (0,)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be a non-empty sequence of integers >= 0, got {seeds!r}")
     for family, (_, archs) in _ARCHS.items():
         if scale == "tiny":
             archs = archs[:1]
@@ -326,8 +339,10 @@ def train_run(run: ZooRun, steps_per_epoch_text: int = 20, every_steps: int | No
 
 
 def build_zoo(out_dir: str | Path, scale: str = "default", progress: bool = True,
-              every_steps: int | None = None) -> list[Path]:
+              every_steps: int | None = None, seeds: tuple[int, ...] | None = None) -> list[Path]:
     """Run the zoo and write one trajectory file per architecture into ``out_dir``.
+
+    ``seeds`` as in :func:`zoo_runs`.
 
     ``every_steps`` records every that many optimizer steps instead of once per epoch (see
     :func:`train_run`); all runs of one architecture then still share T.
@@ -337,7 +352,7 @@ def build_zoo(out_dir: str | Path, scale: str = "default", progress: bool = True
     from ..bench.common import progress as bar
 
     out_dir = Path(out_dir)
-    runs = zoo_runs(scale)
+    runs = zoo_runs(scale, seeds)
     groups: dict[str, list[tuple[ZooRun, dict]]] = {}
     for i, run in enumerate(bar(runs, desc="zoo", enabled=progress)):
         res = train_run(run, every_steps=every_steps)

@@ -6,15 +6,23 @@ import math
 import pytest
 import torch
 
-from gfm_accel.bench.accel import epochs_to_reach, load_source, make_forecaster, pair_metrics, parse_schedule, windows
-from gfm_accel.bench.accel_tasks import TASKS, RunLog, build_model, load_split, train_run
+from gfm_accel.bench.accel import (
+    epochs_to_reach,
+    expand_task_names,
+    load_source,
+    make_forecaster,
+    pair_metrics,
+    parse_schedule,
+    windows,
+)
+from gfm_accel.bench.accel_tasks import ALL_TASKS, TASKS, VALIDATION_TASKS, RunLog, build_model, load_split, train_run
 from gfm_accel.cli import main
 
 
-def _log(method, losses, accs=None, wall_step=1.0, jumps=()):
+def _log(method, losses, accs=None, wall_step=1.0, jumps=(), train=None):
     accs = accs or [0.5] * len(losses)
     return RunLog("t", 0, method, val_loss=list(losses), val_acc=list(accs),
-                  train_loss=[math.nan] * len(losses), wall=[wall_step * i for i in range(len(losses))],
+                  train_loss=list(train) if train is not None else [math.nan] * len(losses), wall=[wall_step * i for i in range(len(losses))],
                   jump_seconds=0.5, jumps=list(jumps))
 
 
@@ -43,6 +51,20 @@ def test_pair_metrics_numbers():
     slow = _log("linear", [2.0] + [0.9] * 8)
     s = pair_metrics(plain, slow)["targets"]["best"]
     assert s["jump_epochs"] is None and s["speedup"] is None and s["speedup_bound"] == pytest.approx(1.0)
+
+
+def test_pair_metrics_train_loss_target():
+    # The validation targets use the val curves, the "train" target the training-loss curves:
+    # the plain run's lowest training loss (0.1, epoch 4) is reached by the jump run at epoch 2.
+    val = [2.0, 1.5, 1.0, 0.8, 0.7]
+    plain = _log("plain", val, train=[math.nan, 1.0, 0.5, 0.2, 0.1])
+    fast = _log("gfm", val, train=[math.nan, 0.6, 0.1, 0.05, 0.04])
+    m = pair_metrics(plain, fast)
+    tr = m["targets"]["train"]
+    assert tr["target"] == 0.1 and tr["plain_epochs"] == 4 and tr["jump_epochs"] == 2 and tr["speedup"] == 2.0
+    assert m["targets"]["best"]["speedup"] == 1.0  # same val curve
+    # runs without training losses (all NaN) have no "train" target
+    assert "train" not in pair_metrics(_log("plain", val), _log("gfm", val))["targets"]
 
 
 def test_pair_metrics_rejects_different_budgets():
@@ -96,6 +118,25 @@ def test_tasks_are_seeded_and_paired():
     assert a.val_loss[-1] < a.val_loss[0]  # it learns
     m1, m2 = build_model(TASKS["vit_digits"], load_split("digits", 50), 0), build_model(TASKS["vit_digits"], load_split("digits", 50), 0)
     assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters()))
+
+
+def test_task_sets():
+    assert expand_task_names(["heldout"]) == list(TASKS)
+    assert expand_task_names(["validation", "gru_mnist1d", "mlp_mnist1d"]) == [*VALIDATION_TASKS, "mlp_mnist1d"]
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        expand_task_names(["nope"])
+    # the validation tasks are new (architecture, dataset) combinations: none is a main task's
+    combos = {(t.arch, t.dataset) for t in TASKS.values()}
+    assert not combos & {(t.arch, t.dataset) for t in VALIDATION_TASKS.values()}
+    assert set(ALL_TASKS) == set(TASKS) | set(VALIDATION_TASKS)
+
+
+@pytest.mark.parametrize("name, d", [("gru_mnist1d", 3690), ("tfm_mnist1d", 18026), ("cnn1d_digits", 13578)])
+def test_validation_tasks_train(name, d):
+    task = VALIDATION_TASKS[name].with_epochs(3)
+    log = train_run(task, 0)
+    assert log.weights_d == d
+    assert all(math.isfinite(v) for v in log.val_loss) and log.train_loss[3] < log.train_loss[1]
 
 
 def test_cli_end_to_end(tmp_path):

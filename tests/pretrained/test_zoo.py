@@ -10,8 +10,14 @@ from gfm_accel.pretrained.zoo import ZooRun, train_run, zoo_runs
 
 def test_zoo_lists_every_family_and_optimizer():
     runs = zoo_runs()
-    assert len(runs) == 60 and {r.family for r in runs} == {"mlp", "cnn", "gpt"}
+    assert len(runs) == 120 and {r.family for r in runs} == {"mlp", "cnn", "gpt"}
     assert {r.optimizer for r in runs} >= {"sgd", "adam", "adamw", "rmsprop"}
+    # every (architecture, optimizer, lr) is run with each seed
+    assert {r.seed for r in runs} == {0, 1}
+    assert len({(r.arch, r.optimizer, r.lr) for r in runs}) == 60
+    assert len(zoo_runs(seeds=(3,))) == 60 and {r.seed for r in zoo_runs("tiny")} == {0}
+    with pytest.raises(ValueError, match="seeds"):
+        zoo_runs(seeds=())
 
 
 def test_epoch_snapshots_learn_and_carry_losses():
