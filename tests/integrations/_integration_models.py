@@ -7,6 +7,7 @@ bytes clipped to 7-bit ASCII, so no tokenizer download is needed (HF_HUB_OFFLINE
 from __future__ import annotations
 
 import inspect
+import json
 import json.decoder
 
 import torch
@@ -92,3 +93,17 @@ def finish_distributed() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def write_rank_outputs(out_dir: str, rank: int, after_jump: torch.Tensor, final: torch.Tensor,
+                       record: dict) -> None:
+    """What a torchrun worker leaves for ``_torchrun.run_two_ranks``: ``rank<r>.safetensors``
+    (the flat weights right after the jump and at the end) and ``rank<r>.json`` (``record``)."""
+    import os
+
+    from safetensors.torch import save_file
+
+    save_file({"after_jump": after_jump.float().contiguous(), "final": final.float().contiguous()},
+              os.path.join(out_dir, f"rank{rank}.safetensors"))
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
+        json.dump(record, fh)

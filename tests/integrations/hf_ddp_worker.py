@@ -8,7 +8,6 @@ at the end) and ``OUT_DIR/rank<r>.json`` (its jump history and log entries).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -22,10 +21,16 @@ torch.set_num_threads(1)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from safetensors.torch import save_file  # noqa: E402
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
-from _integration_models import RankDependentForecaster, finish_distributed, flat_params, lm_datasets, tiny_gpt2  # noqa: E402
+from _integration_models import (  # noqa: E402
+    RankDependentForecaster,
+    finish_distributed,
+    flat_params,
+    lm_datasets,
+    tiny_gpt2,
+    write_rank_outputs,
+)
 from gfm_accel.integrations.hf import GFMJump  # noqa: E402
 
 
@@ -62,20 +67,11 @@ def main(out_dir: str) -> None:
     trainer = Trainer(model=tiny_gpt2(), args=args, train_dataset=train, eval_dataset=held_out, callbacks=[jump, grab])
     trainer.train()
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-    save_file(
-        {"after_jump": grab.after.contiguous(), "final": flat_params(trainer.model).float().contiguous()},
-        os.path.join(out_dir, f"rank{rank}.safetensors"),
-    )
-    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
-        json.dump(
-            {
-                "world_size": world,
-                "history": [r.to_dict() for r in jump.history],
-                "logs": [e for e in trainer.state.log_history if "gfm/step" in e],
-            },
-            fh,
-        )
-
+    write_rank_outputs(out_dir, rank, grab.after, flat_params(trainer.model), {
+        "world_size": world,
+        "history": [r.to_dict() for r in jump.history],
+        "logs": [e for e in trainer.state.log_history if "gfm/step" in e],
+    })
 
 if __name__ == "__main__":
     main(sys.argv[1])

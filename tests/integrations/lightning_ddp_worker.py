@@ -8,7 +8,6 @@ the end) and ``OUT_DIR/rank<r>.json`` (its jump history).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -21,9 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import lightning as L  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-
-from _integration_models import RankDependentForecaster, finish_distributed, flat_params  # noqa: E402
+from _integration_models import RankDependentForecaster, finish_distributed, flat_params, write_rank_outputs  # noqa: E402
 from gfm_accel.integrations.lightning import GFMJump  # noqa: E402
 from test_integration_lightning import Regressor, _loaders  # noqa: E402
 
@@ -57,14 +54,8 @@ def main(out_dir: str) -> None:
         default_root_dir=out_dir,
     )
     trainer.fit(module, *_loaders())
-    rank = trainer.global_rank
-    save_file(
-        {"after_jump": grab.after.contiguous(), "final": flat_params(module).float().contiguous()},
-        os.path.join(out_dir, f"rank{rank}.safetensors"),
-    )
-    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
-        json.dump({"world_size": trainer.world_size, "history": [r.to_dict() for r in jump.history]}, fh)
-
+    write_rank_outputs(out_dir, trainer.global_rank, grab.after, flat_params(module),
+                       {"world_size": trainer.world_size, "history": [r.to_dict() for r in jump.history]})
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +10,7 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-from safetensors.torch import load_file  # noqa: E402
+from _torchrun import assert_one_identical_jump, run_two_ranks  # noqa: E402
 
 WORKER = Path(__file__).with_name("hf_ddp_worker.py")
 
@@ -23,27 +19,11 @@ WORKER = Path(__file__).with_name("hf_ddp_worker.py")
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_every_rank_ends_the_jump_with_identical_weights(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-    runs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    tensors = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
-    assert runs[0]["world_size"] == runs[1]["world_size"] == 2
-
-    # Same decision on both ranks: one far jump after epoch 2, to m = 3 planned epochs.
-    h0, h1 = runs[0]["history"], runs[1]["history"]
-    assert len(h0) == len(h1) == 1
-    for key in ("step", "m", "alphas_tried", "accepted", "alpha", "reason", "loss_before", "losses_after"):
-        assert h0[0][key] == h1[0][key], key
-    assert (h0[0]["step"], h0[0]["m"]) == (2, 3)
-    assert h0[0]["accepted"] and h0[0]["loss_before"] is not None  # guard ran on the sharded eval set
-
-    # Bit-identical weights right after the jump and at the end. The forecaster adds
-    # 1e-3 * rank: identical weights prove rank 0's forecast was broadcast.
-    assert torch.equal(tensors[0]["after_jump"], tensors[1]["after_jump"])
-    assert torch.equal(tensors[0]["final"], tensors[1]["final"])
-
+    runs, tensors = run_two_ranks(WORKER, tmp_path, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    # Same decision and bit-identical weights on both ranks: one far jump after epoch 2, to
+    # m = 3 planned epochs, with the guard run on the sharded eval set.
+    jump = assert_one_identical_jump(runs, tensors)
+    assert (jump["step"], jump["m"]) == (2, 3)
+    assert jump["accepted"] and jump["loss_before"] is not None
     # The jump is in both ranks' log_history (Trainer.log keeps it on every rank).
     assert [e["gfm/step"] for e in runs[0]["logs"]] == [e["gfm/step"] for e in runs[1]["logs"]] == [2.0]
