@@ -19,8 +19,8 @@ Optimizers: SGD, SGD with momentum 0.9, Adam, AdamW (wd 0.01), RMSprop, each at 
 learning rates and two seeds (120 runs, 40 epochs each; the seed sets the initialization and
 the mini-batch order). An "epoch" of the char model is a fixed number of steps.
 
-Held-out (never in the zoo): mnist1d data, 1-D convolutions, patch Transformers on
-digits, Hugging Face GPT-2 models (see ``docs/acceleration.md``).
+Held-out (never in the zoo): mnist1d data, 1-D convolutions, recurrent networks, patch
+Transformers (on digits and on mnist1d), Hugging Face GPT-2 models (see ``docs/acceleration.md``).
 """
 
 from __future__ import annotations
