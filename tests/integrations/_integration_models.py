@@ -9,8 +9,11 @@ from __future__ import annotations
 import inspect
 import json
 import json.decoder
+import os
+import sys
 
 import torch
+from safetensors.torch import save_file
 
 SEQ_LEN = 32
 VOCAB = 128
@@ -85,9 +88,6 @@ def finish_distributed() -> None:
     barrier no rank talks to another any more, so ``os._exit(0)`` (after flushing) ends the
     process without running the C++ teardown that aborts.
     """
-    import os
-    import sys
-
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     sys.stdout.flush()
@@ -99,10 +99,6 @@ def write_rank_outputs(out_dir: str, rank: int, after_jump: torch.Tensor, final:
                        record: dict) -> None:
     """What a torchrun worker leaves for ``_torchrun.run_two_ranks``: ``rank<r>.safetensors``
     (the flat weights right after the jump and at the end) and ``rank<r>.json`` (``record``)."""
-    import os
-
-    from safetensors.torch import save_file
-
     save_file({"after_jump": after_jump.float().contiguous(), "final": final.float().contiguous()},
               os.path.join(out_dir, f"rank{rank}.safetensors"))
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
