@@ -60,7 +60,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .accel_tasks import ALL_TASKS, SOURCE_TASK, TASKS, VALIDATION_TASKS, AccelTask, RunLog, Split, load_split, train_run
+from .accel_tasks import ALL_TASKS, SOURCE_TASK, TASKS, TEST_TASKS, VALIDATION_TASKS, AccelTask, RunLog, Split, load_split, train_run
 from .common import BenchResult, progress
 
 __all__ = [
@@ -339,7 +339,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", default=None,
                         help=f"comma list of task names ({sorted(ALL_TASKS)}) or task sets: 'heldout' (the main "
                              f"held-out tasks {sorted(TASKS)}, the default; quick: mlp_mnist1d), 'validation' "
-                             f"({sorted(VALIDATION_TASKS)}: added after the main schedule was chosen)")
+                             f"({sorted(VALIDATION_TASKS)}: added after the main schedule was chosen), 'test' "
+                             f"({sorted(TEST_TASKS)}: added after every probe, to judge its picks)")
     parser.add_argument("--seeds", default=None, help="comma list of seeds (default 0,1,2; quick: 0)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {METHODS}")
     parser.add_argument("--schedule", default=DEFAULT_SCHEDULE,
@@ -356,7 +357,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe-schedules", default=";".join(PROBE_SCHEDULES), help="';'-separated schedules for --probe")
 
 
-TASK_SETS = {"heldout": TASKS, "validation": VALIDATION_TASKS}
+TASK_SETS = {"heldout": TASKS, "validation": VALIDATION_TASKS, "test": TEST_TASKS}
 
 
 def expand_task_names(names: Sequence[str]) -> list[str]:

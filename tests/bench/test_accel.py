@@ -15,7 +15,7 @@ from gfm_accel.bench.accel import (
     parse_schedule,
     windows,
 )
-from gfm_accel.bench.accel_tasks import ALL_TASKS, TASKS, VALIDATION_TASKS, RunLog, build_model, load_split, train_run
+from gfm_accel.bench.accel_tasks import ALL_TASKS, TASKS, TEST_TASKS, VALIDATION_TASKS, RunLog, build_model, load_split, train_run
 from gfm_accel.cli import main
 
 
@@ -128,12 +128,15 @@ def test_task_sets():
     # the validation tasks are new (architecture, dataset) combinations: none is a main task's
     combos = {(t.arch, t.dataset) for t in TASKS.values()}
     assert not combos & {(t.arch, t.dataset) for t in VALIDATION_TASKS.values()}
-    assert set(ALL_TASKS) == set(TASKS) | set(VALIDATION_TASKS)
+    assert expand_task_names(["test"]) == list(TEST_TASKS)
+    assert set(ALL_TASKS) == set(TASKS) | set(VALIDATION_TASKS) | set(TEST_TASKS)
+    assert len(ALL_TASKS) == len(TASKS) + len(VALIDATION_TASKS) + len(TEST_TASKS)  # no name shared
 
 
-@pytest.mark.parametrize("name, d", [("gru_mnist1d", 3690), ("tfm_mnist1d", 18026), ("cnn1d_digits", 13578)])
-def test_validation_tasks_train(name, d):
-    task = VALIDATION_TASKS[name].with_epochs(3)
+@pytest.mark.parametrize("name, d", [("gru_mnist1d", 3690), ("tfm_mnist1d", 18026), ("cnn1d_digits", 13578),
+                                     ("lstm_digits", 4810), ("mlp_mnist1d_sgd", 23050), ("cnn1d_mnist1d_adam", 11658)])
+def test_validation_and_test_tasks_train(name, d):
+    task = ALL_TASKS[name].with_epochs(3)
     log = train_run(task, 0)
     assert log.weights_d == d
     assert all(math.isfinite(v) for v in log.val_loss) and log.train_loss[3] < log.train_loss[1]
