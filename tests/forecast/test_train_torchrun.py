@@ -1,11 +1,8 @@
 """`gfm-accel train` under a real torchrun (2 CPU processes, gloo)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
+from _torchrun import torchrun
 
 from gfm_accel import GFMForecaster, ParamSpec, save_trajectories
 
@@ -18,14 +15,10 @@ def test_train_cli_under_torchrun(tmp_path):
     w = torch.cumsum(steps.expand(6, 20, 40) * torch.linspace(1, 0.2, 20).view(1, 20, 1), dim=1)
     data = save_trajectories(tmp_path / "toy.safetensors", w, spec=ParamSpec.flat(40))
     out = tmp_path / "f.safetensors"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    res = torchrun([
         "-m", "gfm_accel", "train", "--variant", "coordinate", "--data", str(data), "--out", str(out),
         "--epochs", "3", "--batch-size", "4", "--no-progress", "--option", "steps_per_epoch=4", "--option", "hidden=8",
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    ], timeout=240)
     assert res.stdout.count("wrote ") == 1  # only rank 0 writes
     f = GFMForecaster.load(out)
     assert f.provenance["world_size"] == 2 and f.variant == "coordinate"

@@ -1,12 +1,10 @@
 """DDP under torchrun: 2 processes, gloo, CPU; ranks end every jump bit-identical and agree."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _torchrun import torchrun
 
 HERE = Path(__file__).resolve().parent
 
@@ -14,13 +12,7 @@ HERE = Path(__file__).resolve().parent
 @pytest.mark.slow
 def test_plain_ddp_loop_jumps_identically_on_two_ranks(tmp_path):
     out = tmp_path / "result.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent)}
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        str(HERE / "ddp_worker.py"), "--out", str(out),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    torchrun([str(HERE / "ddp_worker.py"), "--out", str(out)], timeout=240)
     result = json.loads(out.read_text())
     assert result["world"] == 2
     checks = result["checks"]
