@@ -48,6 +48,8 @@ CONFIGS = {
     "linefit step5 tol=0.3 keep": ("linefit", dict(STEP, tolerance=0.3, optimizer_state="keep")),
     "linear step5 tol=0.3 keep": ("linear", dict(STEP, tolerance=0.3, optimizer_state="keep")),
     "avg(gfm, linefit) step5 tol=0.3 keep": ("avg", dict(STEP, tolerance=0.3, optimizer_state="keep")),
+    "gfm step5 tol=0.3 keep alpha=0.5": ("gfm", dict(STEP, tolerance=0.3, optimizer_state="keep", alpha=0.5)),
+    "linefit step5 tol=0.3 keep alpha=0.5": ("linefit", dict(STEP, tolerance=0.3, optimizer_state="keep", alpha=0.5)),
 }
 
 
@@ -75,7 +77,7 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="';'-separated configuration names (default all)")
     parser.add_argument("--forecaster", default=None, help="a GFM forecaster file to use as 'gfm' (default: the shipped one)")
     parser.add_argument("--tasks", default="heldout",
-                        help="comma list of task names or sets ('heldout', 'validation'); default heldout")
+                        help="comma list of task names or sets ('heldout', 'validation', 'test'); default heldout")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)
