@@ -116,3 +116,13 @@ def test_demo_config_validates():
         DemoConfig(epochs=0)
     with pytest.raises(ValueError, match="schedule"):
         DemoConfig(schedule="sideways:n=4")
+
+
+def test_readme_lists_every_example_once_for_examples_output():
+    """`benchmarks/examples_output.sh` runs the README's Examples table: every example script, once."""
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "examples_output.sh"), "--list"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    scripts = [line.split()[0] for line in proc.stdout.splitlines()]
+    expected = sorted(f"examples/{p.name}" for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+    assert sorted(scripts) == expected and len(scripts) == 5
