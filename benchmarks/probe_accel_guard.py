@@ -26,8 +26,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from gfm_accel.bench.accel import expand_task_names, make_forecaster, pair_metrics  # noqa: E402
-from gfm_accel.bench.accel_tasks import ALL_TASKS, train_run  # noqa: E402
+from gfm_accel.bench.accel import expand_task_names, make_forecaster, probe_line, probe_task  # noqa: E402
+from gfm_accel.bench.accel_tasks import ALL_TASKS  # noqa: E402
 from gfm_accel.jump import GFMJump  # noqa: E402
 
 EPOCH = dict(mode="periodic", n=4, horizon=10, every=5)
@@ -91,26 +91,11 @@ def main() -> None:
         t0 = time.time()
         means, worse, lines = [], 0, []
         for tn, task in tasks.items():
-            best, quarter, half, dloss, accept = [], [], [], [], []
-            for seed in seeds:
-                if (tn, seed) not in plain:
-                    plain[tn, seed] = train_run(task, seed)
-                m = pair_metrics(plain[tn, seed], train_run(task, seed, jump=GFMJump(fc, **opts), method=method))
-
-                def speedup(key, m=m):
-                    t = m["targets"][key]
-                    return t["speedup"] if t["speedup"] is not None else t["speedup_bound"]
-
-                best.append(speedup("best")), quarter.append(speedup("quarter")), half.append(speedup("half"))
-                end = m["equal_epochs"]["end"]
-                dloss.append(end["jump_loss"] - end["plain_loss"])
-                accept.append(m["jumps"]["accept_rate"] or 0.0)
-            mean = lambda v: sum(v) / len(v)  # noqa: E731
-            means.append(mean(best))
-            worse += mean(dloss) > 0
-            lines.append(f"  {tn:14s} best {mean(best):.2f} [{' '.join(f'{x:.2f}' for x in best)}] "
-                         f"B/4 {mean(quarter):.2f} B/2 {mean(half):.2f} dloss@B {mean(dloss):+.3f} accept {mean(accept):.2f}")
-        print(f"{name}: mean {mean(means):.2f}x, tasks worse @B {worse}/{len(tasks)} ({time.time() - t0:.0f} s)")
+            res = probe_task(task, seeds, lambda: GFMJump(fc, **opts), method=method, plain=plain)
+            means.append(sum(res["best"]) / len(res["best"]))
+            worse += sum(res["dloss"]) > 0
+            lines.append(probe_line(tn, res))
+        print(f"{name}: mean {sum(means) / len(means):.2f}x, tasks worse @B {worse}/{len(tasks)} ({time.time() - t0:.0f} s)")
         print("\n".join(lines), flush=True)
 
 

@@ -7,7 +7,7 @@ The README's first command. Offline and in well under 3 minutes on a laptop CPU 
    reported);
 2. trains a small CNN for ``--epochs`` epochs plainly, then again from the same
    initialization and batch order with :class:`~gfm_accel.jump.GFMJump` and the shipped
-   forecaster (``--forecaster linear`` or a file path to use another one);
+   forecaster (``--forecaster linear``, ``linefit`` or a file path to use another one);
 3. prints a side-by-side table (epochs and seconds to reach the plain run's best val loss,
    final val loss and accuracy, jumps accepted) and writes ``loss_curves.png``,
    ``results.json`` and ``table.md`` into ``--out`` (default ``runs/demo``).
@@ -59,7 +59,9 @@ class DemoConfig:
         lr: Adam learning rate.
         seed: initialization and batch-order seed (the same for both runs).
         limit: keep at most this many training images (None = all).
-        forecaster: ``"shipped"``, ``"linear"`` or a forecaster file path.
+        forecaster: ``"shipped"``, ``"linear"`` (the last two snapshots extended), ``"linefit"``
+            (a least-squares line through the window, the strongest training-free competitor)
+            or a forecaster file path.
         schedule: jump schedule, ``"periodic:n=4,K=10,P=5"`` or ``"far:n=4"``.
 
     Example:
@@ -254,6 +256,10 @@ def _make_jump(cfg: DemoConfig):
         from .forecast.simple import LinearExtrapolationForecaster
 
         return GFMJump(LinearExtrapolationForecaster(), config=config)
+    if cfg.forecaster == "linefit":
+        from .forecast.simple import LineFitForecaster
+
+        return GFMJump(LineFitForecaster(), config=config)
     from .forecast.forecaster import GFMForecaster
 
     return GFMJump(GFMForecaster.load(cfg.forecaster), config=config)
@@ -300,10 +306,10 @@ def run_demo(cfg: DemoConfig, out: Path | None = None) -> dict[str, Any]:
 
 
 def _sha256(forecaster: str) -> str | None:
-    """Hash of the forecaster file used (None for ``linear``), so a result names its forecaster."""
+    """Hash of the forecaster file used (None for ``linear``/``linefit``), so a result names its forecaster."""
     import hashlib
 
-    if forecaster == "linear":
+    if forecaster in ("linear", "linefit"):
         return None
     if forecaster == "shipped":
         from .pretrained import PRETRAINED_PATH
@@ -407,7 +413,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--limit", type=int, default=None, help="keep at most this many training images")
-    parser.add_argument("--forecaster", default=d.forecaster, help="'shipped' (default), 'linear' or a forecaster file")
+    parser.add_argument("--forecaster", default=d.forecaster, help="'shipped' (default), 'linear', 'linefit' or a forecaster file")
     parser.add_argument("--schedule", default=d.schedule, help="jump schedule, e.g. 'periodic:n=4,K=10,P=5' or 'far:n=4'")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where to write loss_curves.png, table.md, results.json")
 

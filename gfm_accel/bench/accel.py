@@ -56,7 +56,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -64,6 +64,8 @@ from .accel_tasks import ALL_TASKS, SOURCE_TASK, TASKS, TEST_TASKS, VALIDATION_T
 from .common import BenchResult, progress
 
 __all__ = [
+    "probe_task",
+    "probe_line",
     "DEFAULT_SCHEDULE",
     "PROBE_SCHEDULES",
     "METHODS",
@@ -205,6 +207,44 @@ def pair_metrics(plain: RunLog, jumped: RunLog) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- forecasters
+def probe_task(task: AccelTask, seeds: Sequence[int], make_jump: Callable[[], Any], *, method: str = "jump",
+               plain: dict[tuple[str, int], RunLog] | None = None) -> dict[str, list[float]]:
+    """Run one task's pairs for a probe: per seed, the speedups and the val-loss change at B.
+
+    Args:
+        task: the task.
+        seeds: pair seeds.
+        make_jump: returns a fresh, unattached ``GFMJump`` for each seed.
+        method: label of the jump runs.
+        plain: cache of plain runs by ``(task name, seed)``, filled as needed (shared across calls).
+
+    Returns:
+        Lists over seeds: ``best``, ``quarter``, ``half`` (speedups; a target not reached counts
+        as its bound plain epochs / B), ``dloss`` (jump - plain val loss at B) and ``accept``.
+    """
+    plain = {} if plain is None else plain
+    out: dict[str, list[float]] = {k: [] for k in ("best", "quarter", "half", "dloss", "accept")}
+    for seed in seeds:
+        if (task.name, seed) not in plain:
+            plain[task.name, seed] = train_run(task, seed)
+        m = pair_metrics(plain[task.name, seed], train_run(task, seed, jump=make_jump(), method=method))
+        for key in ("best", "quarter", "half"):
+            t = m["targets"][key]
+            out[key].append(t["speedup"] if t["speedup"] is not None else t["speedup_bound"])
+        end = m["equal_epochs"]["end"]
+        out["dloss"].append(end["jump_loss"] - end["plain_loss"])
+        out["accept"].append(m["jumps"]["accept_rate"] or 0.0)
+    return out
+
+
+def probe_line(name: str, res: dict[str, list[float]], width: int = 14) -> str:
+    """One printed line of :func:`probe_task`'s result (means over seeds, per-seed speedups to best)."""
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    return (f"  {name:{width}s} best {mean(res['best']):.2f} [{' '.join(f'{x:.2f}' for x in res['best'])}] "
+            f"B/4 {mean(res['quarter']):.2f} B/2 {mean(res['half']):.2f} dloss@B {mean(res['dloss']):+.3f} "
+            f"accept {mean(res['accept']):.2f}")
+
+
 def source_trajectories(epochs: int, seeds: Sequence[int] = (0, 1), *, limit: int | None = None,
                         optimizers: Sequence[str] = ("adam", "adamw", "sgdm", "sgd", "rmsprop")):
     """Train the zoo-like source task with several optimizers; returns ``(weights (N, T, D), spec)``."""

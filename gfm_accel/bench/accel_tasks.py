@@ -382,6 +382,7 @@ def train_run(
     jump: Any = None,
     method: str = "plain",
     record_fn: Callable[[nn.Module, int], None] | None = None,
+    step_fn: Callable[[nn.Module], None] | None = None,
 ) -> RunLog:
     """Train ``task`` for its budget with seed ``seed``, optionally with a :class:`~gfm_accel.jump.GFMJump`.
 
@@ -397,6 +398,8 @@ def train_run(
         method: label stored in the log.
         record_fn: called as ``record_fn(model, epoch)`` after initialization (epoch 0) and
             after every epoch (used to write source trajectories).
+        step_fn: called as ``step_fn(model)`` after every optimizer step (e.g. a
+            :class:`~gfm_accel.recorder.WeightRecorder`'s ``on_step``, for step snapshots).
 
     Returns:
         The :class:`RunLog`.
@@ -429,6 +432,8 @@ def train_run(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if step_fn is not None:
+                step_fn(model)
             if jump is not None:
                 tj = time.perf_counter()
                 jump.on_step_end()

@@ -13,6 +13,8 @@ from gfm_accel.bench.accel import (
     make_forecaster,
     pair_metrics,
     parse_schedule,
+    probe_line,
+    probe_task,
     windows,
 )
 from gfm_accel.bench.accel_tasks import ALL_TASKS, TASKS, TEST_TASKS, VALIDATION_TASKS, RunLog, build_model, load_split, train_run
@@ -118,6 +120,39 @@ def test_tasks_are_seeded_and_paired():
     assert a.val_loss[-1] < a.val_loss[0]  # it learns
     m1, m2 = build_model(TASKS["vit_digits"], load_split("digits", 50), 0), build_model(TASKS["vit_digits"], load_split("digits", 50), 0)
     assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters()))
+
+
+def test_train_run_step_fn_records_step_snapshots():
+    """``step_fn`` sees every optimizer step: a WeightRecorder started at epoch 0 snapshots every 5 steps."""
+    from gfm_accel import WeightRecorder
+
+    task = TASKS["mlp_mnist1d"].with_epochs(2)
+    split = load_split(task.dataset, 200)  # 200 samples, batch 256: one step per epoch
+    task = task.__class__(**{**task.to_dict(), "batch_size": 32})  # 7 steps per epoch, 14 in all
+    holder = {}
+    log = train_run(task, 0, split=split, record_fn=lambda m, e: holder.setdefault("rec", WeightRecorder(m, every=5)),
+                    step_fn=lambda m: holder["rec"].on_step())
+    rec = holder["rec"]
+    assert rec.optimizer_steps == 14 and rec.steps == [0, 5, 10]
+    init = torch.cat([p.detach().flatten() for p in build_model(task, split, 0).parameters()])
+    assert torch.equal(rec.weights()[0], init) and not torch.equal(rec.weights()[-1], init)
+    assert log.val_loss == train_run(task, 0, split=split).val_loss  # recording does not change the run
+
+
+def test_probe_task_reuses_plain_runs_and_matches_pair_metrics():
+    from gfm_accel.forecast.simple import LinearExtrapolationForecaster
+    from gfm_accel.jump import GFMJump
+
+    task = TASKS["mlp_mnist1d"].with_epochs(6)
+    make = lambda: GFMJump(LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=2, every=2, tolerance=0.3)  # noqa: E731
+    plain = {}
+    res = probe_task(task, [0, 1], make, plain=plain)
+    assert sorted(plain) == [("mlp_mnist1d", 0), ("mlp_mnist1d", 1)]
+    assert {k: len(v) for k, v in res.items()} == {"best": 2, "quarter": 2, "half": 2, "dloss": 2, "accept": 2}
+    m = pair_metrics(plain["mlp_mnist1d", 1], train_run(task, 1, jump=make()))
+    assert res["dloss"][1] == pytest.approx(m["equal_epochs"]["end"]["jump_loss"] - m["equal_epochs"]["end"]["plain_loss"])
+    assert res["accept"][1] == (m["jumps"]["accept_rate"] or 0.0)
+    assert probe_line("mlp_mnist1d", res).split()[:2] == ["mlp_mnist1d", "best"]
 
 
 def test_task_sets():

@@ -102,6 +102,15 @@ def test_demo_tiny(tmp_path, capsys):
     assert (out / "loss_curves.png").stat().st_size > 5000
 
 
+def test_demo_with_the_line(tmp_path):
+    """`--forecaster linefit` runs the demo with the least-squares line (no file, so no hash)."""
+    out = tmp_path / "demo_line"
+    assert main(["demo", "--epochs", "6", "--limit", "300", "--forecaster", "linefit", "--out", str(out)]) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["forecaster_sha256"] is None and record["rows"][1]["jumps_tried"] == 1
+    assert "LineFitForecaster" in json.dumps(record)
+
+
 def test_demo_cifar_needs_data(tmp_path):
     assert main(["demo", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
 
