@@ -50,6 +50,11 @@ CONFIGS = {
     "avg(gfm, linefit) step5 tol=0.3 keep": ("avg", dict(STEP, tolerance=0.3, optimizer_state="keep")),
     "gfm step5 tol=0.3 keep alpha=0.5": ("gfm", dict(STEP, tolerance=0.3, optimizer_state="keep", alpha=0.5)),
     "linefit step5 tol=0.3 keep alpha=0.5": ("linefit", dict(STEP, tolerance=0.3, optimizer_state="keep", alpha=0.5)),
+    # a doubled first candidate, then the usual ones: fractions 2, 1, 0.5, 0.25
+    "gfm step5 tol=0.3 keep alpha=2": ("gfm", dict(STEP, tolerance=0.3, optimizer_state="keep", alpha=2.0,
+                                                   alphas=(1.0, 0.5, 0.25, 0.125))),
+    "linefit step5 tol=0.3 keep alpha=2": ("linefit", dict(STEP, tolerance=0.3, optimizer_state="keep", alpha=2.0,
+                                                           alphas=(1.0, 0.5, 0.25, 0.125))),
 }
 
 
