@@ -55,6 +55,10 @@ CONFIGS = {
                                                    alphas=(1.0, 0.5, 0.25, 0.125))),
     "linefit step5 tol=0.3 keep alpha=2": ("linefit", dict(STEP, tolerance=0.3, optimizer_state="keep", alpha=2.0,
                                                            alphas=(1.0, 0.5, 0.25, 0.125))),
+    "gfm step5 tol=0.15 keep alpha=2": ("gfm", dict(STEP, tolerance=0.15, optimizer_state="keep", alpha=2.0,
+                                                    alphas=(1.0, 0.5, 0.25, 0.125))),
+    "gfm step5 tol=0.3 keep alpha=1.5": ("gfm", dict(STEP, tolerance=0.3, optimizer_state="keep", alpha=1.5,
+                                                     alphas=(1.0, 2 / 3, 1 / 3, 1 / 6))),
 }
 
 
