@@ -45,6 +45,14 @@ Design choices (and where the paper is ambiguous):
   random subset of coordinates per window. So one forecaster serves any ``(n, m)``. At
   inference the window frame is ``t_i = i / m`` with the prefix's first snapshot as ``w_0``.
   ``windows=False`` trains on the paper's fixed ``(w_0..w_n -> w_m)`` only.
+* ``prior="line"`` (not the paper's; default ``"last"``) makes the flow a **correction of the
+  least-squares line**: per coordinate, the line ``L(j) = a + b j`` fitted to the normalized
+  prefix ``x_0..x_n`` is extended to ``m``, and the field learns the residual flow from 0 at
+  ``t_n`` to ``y - L(m)`` at 1; the forecast is ``L(m)`` plus the integrated residual. A field
+  that outputs 0 is then exactly :class:`~gfm_accel.forecast.simple.LineFitForecaster`, so
+  whatever it adds over the line is what GFM learned. On the prefix part of the path the
+  state is the detrended prefix ``x_j - L(j)``, shifted to be 0 at ``n``. The relative loss
+  weighting still divides by the last-value error ``E_c[y^2]``.
 
 Example:
     >>> import torch
@@ -77,7 +85,7 @@ from .coord_features import (
     window_inputs,
 )
 
-__all__ = ["NORMALIZATION", "CoordinateConfig", "CoordinateField", "WindowBatch", "CoordinateBackend"]
+__all__ = ["NORMALIZATION", "CoordinateConfig", "CoordinateField", "WindowBatch", "CoordinateBackend", "line_through"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +134,8 @@ class CoordinateConfig:
         loss_weighting: ``"relative"`` (each window's loss divided by its last-value error,
             so every window counts equally, like the benchmark's relative MSE) or
             ``"absolute"`` (the paper's plain average).
+        prior: ``"last"`` (the paper: the flow starts at ``w_n``) or ``"line"`` (the flow
+            corrects the least-squares line through the prefix; see the module docstring).
 
     Example:
         >>> cfg = CoordinateConfig(hidden=16)
@@ -163,6 +173,7 @@ class CoordinateConfig:
     batch_size: int = 16
     lr: float = 1e-3
     loss_weighting: str = "relative"
+    prior: str = "last"
 
     def __post_init__(self) -> None:
         self.n_choices = tuple(int(v) for v in self.n_choices)
@@ -181,6 +192,8 @@ class CoordinateConfig:
             raise ValueError(f"unknown solver {self.solver!r}; expected one of {METHODS}")
         if self.loss_weighting not in ("relative", "absolute"):
             raise ValueError(f"unknown loss_weighting {self.loss_weighting!r}; expected 'relative' or 'absolute'")
+        if self.prior not in ("last", "line"):
+            raise ValueError(f"unknown prior {self.prior!r}; expected 'last' or 'line'")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; expected one of {sorted(_ACTIVATIONS)}")
         for name in ("hidden", "kind_dim", "history", "chunk_size", "coords_per_window", "epochs",
@@ -338,6 +351,8 @@ class WindowBatch:
         tensor_stats: ``(B, K, NUM_TENSOR_STATS)``.
         kinds: ``(K,)`` layer kinds of the source model's tensors.
         tid: ``(B, C)`` tensor index of each sampled coordinate.
+        line: ``(B, n+1, C)`` and ``(B, C)``: the least-squares line through the prefix at
+            ``0..n`` and at ``m`` (``prior="line"``), else None.
     """
 
     prefix: Tensor
@@ -347,6 +362,30 @@ class WindowBatch:
     tensor_stats: Tensor
     kinds: Tensor
     tid: Tensor
+    line: tuple[Tensor, Tensor] | None = None
+
+
+def line_through(prefix: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
+    """Least-squares line through a ``(B, n+1, C)`` prefix, per coordinate.
+
+    Returns its values at ``j = 0..n`` ``(B, n+1, C)`` and at ``m`` (``(B,)``) ``(B, C)``; with
+    one snapshot the line is flat at ``x_0`` (as :class:`~gfm_accel.forecast.simple.LineFitForecaster`).
+
+    Example:
+        >>> fit, at_m = line_through(torch.tensor([[[0.0], [1.2], [1.8], [3.0]]]), torch.tensor([6.0]))
+        >>> round(at_m.item(), 4)
+        5.82
+    """
+    n1 = prefix.shape[1]
+    mean = prefix.mean(dim=1)  # (B, C)
+    if n1 == 1:
+        return prefix.clone(), mean
+    j = torch.arange(n1, dtype=prefix.dtype, device=prefix.device)
+    jc = j - j.mean()
+    slope = torch.einsum("t,btc->bc", jc, prefix - mean[:, None]) / jc.pow(2).sum()
+    fit = mean[:, None] + slope[:, None] * jc[None, :, None]
+    at_m = mean + slope * (m.to(prefix.dtype) - j.mean()).unsqueeze(-1)
+    return fit, at_m
 
 
 @dataclass
@@ -530,14 +569,16 @@ class CoordinateBackend:
         scale = torch.gather(stats.scale, 1, tid)  # (B, C)
         w_n = cols[:, n]
         norm = (cols - w_n.unsqueeze(1)) / scale.unsqueeze(1)
+        prefix = norm[:, : n + 1].clamp(-cfg.clip, cfg.clip)
         return WindowBatch(
-            prefix=norm[:, : n + 1].clamp(-cfg.clip, cfg.clip),
+            prefix=prefix,
             target=norm[:, n + 1].clamp(-cfg.clip, cfg.clip),
             m=m_t,
             coord=coordinate_inputs(cols[:, : n + 1], scale, history=cfg.history, clip=cfg.clip),
             tensor_stats=stats.features,
             kinds=stats.kinds,
             tid=tid,
+            line=line_through(prefix, m_t) if cfg.prior == "line" else None,
         )
 
     def loss(self, batch: WindowBatch, gen: torch.Generator | None = None) -> GFMLoss:
@@ -562,10 +603,16 @@ class CoordinateBackend:
             return self.net.velocity(base, x, t, t_n)
 
         t = torch.rand(b, generator=gen)
-        sample = sample_path(batch.prefix, batch.target, batch.m, t, path=cfg.path, beta=cfg.beta, gamma=cfg.gamma)
+        prefix, target = batch.prefix, batch.target
+        if batch.line is not None:  # prior="line": the flow of the residual to the line
+            fit, at_m = batch.line
+            detrended = prefix - fit
+            prefix = detrended - detrended[:, n : n + 1]
+            target = target - at_m
+        sample = sample_path(prefix, target, batch.m, t, path=cfg.path, beta=cfg.beta, gamma=cfg.gamma)
         cfm = sample.weight * (field_fn(sample.w_t, sample.t) - sample.target).pow(2).mean(dim=-1)  # (B,)
-        w_hat = midpoint_forecast(field_fn, batch.prefix[:, n], t_n)
-        pred = (w_hat - batch.target).pow(2).mean(dim=-1)  # (B,)
+        w_hat = midpoint_forecast(field_fn, prefix[:, n], t_n)
+        pred = (w_hat - target).pow(2).mean(dim=-1)  # (B,)
         if cfg.loss_weighting == "relative":
             # Each window's loss in units of its last-value error E_c[y^2]: windows with long
             # horizons (large y) would otherwise dominate, and heavy-tailed windows make
@@ -694,7 +741,9 @@ class CoordinateBackend:
                 Finite values are assumed (``GFMForecaster.forecast`` checks them).
             m: target index, ``m > n``.
             spec: layout of D (tensors and layer kinds); default one flat tensor.
-            return_states: also return the ODE states (memory ``S x B x D``; small D only).
+            return_states: also return the ODE states (memory ``S x B x D``; small D only). With
+                ``prior="line"`` they are the residual flow (``w_n`` plus the correction); the line's
+                ``L(m)`` is added to ``final`` only.
 
         Returns:
             An :class:`~gfm_accel.flow.solver.ODEResult` whose ``final`` is ``(B, D)`` float32 on
@@ -739,6 +788,9 @@ class CoordinateBackend:
             res = integrate(field_fn, w_n, n / m, 1.0, method=cfg.solver, step=cfg.step, num_steps=cfg.num_steps,
                             tau=cfg.tau, return_states=return_states)
             out[:, a:z] = res.final
+            if cfg.prior == "line":
+                norm = ((cols - w_n.unsqueeze(1)) / scale.unsqueeze(1)).clamp(-cfg.clip, cfg.clip)
+                out[:, a:z] += scale * line_through(norm, m_t)[1]
             steps = max(steps, res.steps)
             stopped = stopped or res.stopped_early
             if return_states:
