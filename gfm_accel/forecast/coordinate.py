@@ -77,6 +77,7 @@ from ..flow.solver import METHODS, ODEResult, integrate
 from ..params import LAYER_KINDS, ParamSpec
 from ..trajectories import Trajectories
 from .base import as_batch
+from .simple import line_through
 from .coord_features import (
     NUM_TENSOR_STATS,
     coordinate_inputs,
@@ -85,7 +86,7 @@ from .coord_features import (
     window_inputs,
 )
 
-__all__ = ["NORMALIZATION", "CoordinateConfig", "CoordinateField", "WindowBatch", "CoordinateBackend", "line_through"]
+__all__ = ["NORMALIZATION", "CoordinateConfig", "CoordinateField", "WindowBatch", "CoordinateBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -365,29 +366,6 @@ class WindowBatch:
     line: tuple[Tensor, Tensor] | None = None
 
 
-def line_through(prefix: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
-    """Least-squares line through a ``(B, n+1, C)`` prefix, per coordinate.
-
-    Returns its values at ``j = 0..n`` ``(B, n+1, C)`` and at ``m`` (``(B,)``) ``(B, C)``; with
-    one snapshot the line is flat at ``x_0`` (as :class:`~gfm_accel.forecast.simple.LineFitForecaster`).
-
-    Example:
-        >>> fit, at_m = line_through(torch.tensor([[[0.0], [1.2], [1.8], [3.0]]]), torch.tensor([6.0]))
-        >>> round(at_m.item(), 4)
-        5.82
-    """
-    n1 = prefix.shape[1]
-    mean = prefix.mean(dim=1)  # (B, C)
-    if n1 == 1:
-        return prefix.clone(), mean
-    j = torch.arange(n1, dtype=prefix.dtype, device=prefix.device)
-    jc = j - j.mean()
-    slope = torch.einsum("t,btc->bc", jc, prefix - mean[:, None]) / jc.pow(2).sum()
-    fit = mean[:, None] + slope[:, None] * jc[None, :, None]
-    at_m = mean + slope * (m.to(prefix.dtype) - j.mean()).unsqueeze(-1)
-    return fit, at_m
-
-
 @dataclass
 class _Source:
     weights: Tensor  # (N, T, D)
@@ -578,7 +556,7 @@ class CoordinateBackend:
             tensor_stats=stats.features,
             kinds=stats.kinds,
             tid=tid,
-            line=line_through(prefix, m_t) if cfg.prior == "line" else None,
+            line=line_through(prefix, m_t, fitted=True) if cfg.prior == "line" else None,
         )
 
     def loss(self, batch: WindowBatch, gen: torch.Generator | None = None) -> GFMLoss:
@@ -790,7 +768,7 @@ class CoordinateBackend:
             out[:, a:z] = res.final
             if cfg.prior == "line":
                 norm = ((cols - w_n.unsqueeze(1)) / scale.unsqueeze(1)).clamp(-cfg.clip, cfg.clip)
-                out[:, a:z] += scale * line_through(norm, m_t)[1]
+                out[:, a:z] += scale * line_through(norm, m_t)
             steps = max(steps, res.steps)
             stopped = stopped or res.stopped_early
             if return_states:

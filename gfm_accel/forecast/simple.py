@@ -8,11 +8,12 @@ they share the input handling (:class:`_TrainingFree`) and differ only in how th
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from ..params import ParamSpec
 from .base import as_batch, check_prefix
 
-__all__ = ["LastValueForecaster", "LinearExtrapolationForecaster", "LineFitForecaster"]
+__all__ = ["LastValueForecaster", "LinearExtrapolationForecaster", "LineFitForecaster", "line_through"]
 
 
 class _TrainingFree:
@@ -73,8 +74,35 @@ class LineFitForecaster(_TrainingFree):
     """
 
     def _extend(self, batch: torch.Tensor, n: int, m: int) -> torch.Tensor:
-        t = torch.arange(n + 1, dtype=batch.dtype, device=batch.device)
-        tc = t - t.mean()
-        mean = batch.mean(dim=1)
-        slope = torch.einsum("t,btd->bd", tc, batch - mean[:, None]) / tc.pow(2).sum()
-        return mean + slope * (m - t.mean())
+        return line_through(batch, torch.full((batch.shape[0],), float(m)))
+
+
+def line_through(prefix: Tensor, m: Tensor, *, fitted: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Least-squares line through a ``(B, n+1, C)`` prefix, per coordinate, evaluated at ``m``.
+
+    Args:
+        prefix: ``(B, n+1, C)``; with one snapshot the line is flat at ``x_0`` (as
+            :class:`LineFitForecaster`).
+        m: ``(B,)`` where to evaluate it (any float; ``m > n`` extrapolates).
+        fitted: also return its values at ``j = 0..n`` (``(B, n+1, C)``; ``n+1`` times the
+            memory of the result, so off for the live forecast).
+
+    Returns:
+        ``(B, C)`` the line at ``m``, or ``(fitted values, line at m)`` when ``fitted``.
+
+    Example:
+        >>> round(line_through(torch.tensor([[[0.0], [1.2], [1.8], [3.0]]]), torch.tensor([6.0])).item(), 4)
+        5.82
+    """
+    n1 = prefix.shape[1]
+    mean = prefix.mean(dim=1)  # (B, C)
+    j = torch.arange(n1, dtype=prefix.dtype, device=prefix.device)
+    jc = j - j.mean()
+    if n1 == 1:
+        slope = torch.zeros_like(mean)
+    else:
+        slope = torch.einsum("t,btc->bc", jc, prefix - mean[:, None]) / jc.pow(2).sum()
+    at_m = mean + slope * (m.to(device=prefix.device, dtype=prefix.dtype) - j.mean()).unsqueeze(-1)
+    if not fitted:
+        return at_m
+    return mean[:, None] + slope[:, None] * jc[None, :, None], at_m

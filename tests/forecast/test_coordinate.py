@@ -319,20 +319,20 @@ def test_world_size_without_process_group_raises():
 
 # ----------------------------------------------------------------------- line prior
 def test_line_through_matches_the_line_fit_forecaster():
-    from gfm_accel.forecast.coordinate import line_through
-    from gfm_accel.forecast.simple import LineFitForecaster
+    from gfm_accel.forecast.simple import LineFitForecaster, line_through
 
     g = torch.Generator().manual_seed(0)
     prefix = torch.randn(3, 5, 7, generator=g)
-    fit, at_m = line_through(prefix, torch.tensor([9.0, 12.0, 30.0]))
+    fit, at_m = line_through(prefix, torch.tensor([9.0, 12.0, 30.0]), fitted=True)
     for i, m in enumerate((9, 12, 30)):
         torch.testing.assert_close(at_m[i], LineFitForecaster().forecast(prefix[i], m), rtol=1e-5, atol=1e-5)
     # the fitted values are the line at 0..n: their residuals are orthogonal to (1, j)
     resid = prefix - fit
     assert resid.sum(dim=1).abs().max() < 1e-5
     assert (resid * torch.arange(5.0).view(1, 5, 1)).sum(dim=1).abs().max() < 1e-4
-    one, one_m = line_through(prefix[:, :1], torch.tensor([4.0, 4.0, 4.0]))
+    one, one_m = line_through(prefix[:, :1], torch.tensor([4.0, 4.0, 4.0]), fitted=True)
     torch.testing.assert_close(one_m, prefix[:, 0])
+    torch.testing.assert_close(one, prefix[:, :1])
 
 
 def test_line_prior_with_a_zero_field_is_exactly_the_line():
