@@ -401,7 +401,7 @@ TASK_SETS = {"heldout": TASKS, "validation": VALIDATION_TASKS, "test": TEST_TASK
 
 
 def expand_task_names(names: Sequence[str]) -> list[str]:
-    """Task names with the set names ``heldout`` / ``validation`` expanded, in order, without repeats.
+    """Task names with the set names (``heldout``, ``validation``, ``test``) expanded, in order, without repeats.
 
     Example:
         >>> expand_task_names(["validation", "gru_mnist1d"])

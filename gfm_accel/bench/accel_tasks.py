@@ -137,7 +137,7 @@ VALIDATION_TASKS: dict[str, AccelTask] = {
 
 #: Three more held-out tasks, defined on 2026-11-29 after every schedule and forecaster probe
 #: of :data:`TASKS` and :data:`VALIDATION_TASKS` had been run, to judge the forecaster variants
-#: those probes picked (pre-registered in ``benchmarks/results/accel/test/README.md``). Only their
+#: those probes picked (pre-registered in ``benchmarks/results/accel/test/PREREGISTRATION.md``). Only their
 #: plain runs were looked at before the test; that set their learning rates.
 TEST_TASKS: dict[str, AccelTask] = {
     "lstm_digits": AccelTask("lstm_digits", "digits", "lstm", "adam", 3e-3, 40, 128),
@@ -257,29 +257,17 @@ class _CNN1d(nn.Module):
         return self.head(self.conv(x.flatten(1).unsqueeze(1)).flatten(1))
 
 
-class _GRU(nn.Module):
-    """A one-layer GRU reading a 1-D signal one sample per step; the last hidden state is classified."""
+class _Recurrent(nn.Module):
+    """A one-layer GRU or LSTM reading a signal one sample per step; the last hidden state is classified."""
 
-    def __init__(self, hidden: int = 32, classes: int = 10) -> None:
+    def __init__(self, cell: str, hidden: int = 32, classes: int = 10) -> None:
         super().__init__()
-        self.rnn = nn.GRU(1, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, classes)
-        _, h = self.rnn(x.flatten(1).unsqueeze(-1))
-        return self.head(h[-1])
-
-
-class _LSTM(nn.Module):
-    """A one-layer LSTM reading a signal one sample per step; the last hidden state is classified."""
-
-    def __init__(self, hidden: int = 32, classes: int = 10) -> None:
-        super().__init__()
-        self.rnn = nn.LSTM(1, hidden, batch_first=True)
+        self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell](1, hidden, batch_first=True)
         self.head = nn.Linear(hidden, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L) or (B, H, W) -> (B, classes)
-        _, (h, _) = self.rnn(x.flatten(1).unsqueeze(-1))
+        _, h = self.rnn(x.flatten(1).unsqueeze(-1))
+        h = h[0] if isinstance(h, tuple) else h  # the LSTM returns (h, c)
         return self.head(h[-1])
 
 
@@ -323,9 +311,9 @@ def build_model(task: AccelTask, split: Split, seed: int) -> nn.Module:
     if task.arch == "cnn1d":
         return _CNN1d(math.prod(split.shape), classes=split.classes)
     if task.arch == "gru":
-        return _GRU(classes=split.classes)
+        return _Recurrent("gru", classes=split.classes)
     if task.arch == "lstm":
-        return _LSTM(classes=split.classes)
+        return _Recurrent("lstm", classes=split.classes)
     return _PatchTransformer(split.shape, classes=split.classes)
 
 
