@@ -1,0 +1,158 @@
+"""What a tuned-benchmark task (an AlgoPerf-style *workload*) hands to the runner.
+
+A workload is a validated dataclass holding its default recipe (optimizer name, lr, weight
+decay, schedule, warmup, budget in optimizer steps, batch size); ``build(seed)`` returns a
+:class:`WorkloadRun` with everything one seeded run needs: the initialized model, an endless
+iterator of training batches, the training loss, the evaluation on the split the targets are
+measured on, and a separate guard loss (a split the targets never see).
+
+Determinism: the model is initialized inside ``torch.random.fork_rng`` (the global RNG state
+is left as it was) and batches come from the run's own ``torch.Generator``, so a seed gives
+the same run whatever else the process does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..schedules import SCHEDULES
+
+__all__ = ["Evaluation", "WorkloadRun", "WorkloadConfig", "cross_entropy", "evaluate_batches", "seeded_init", "num_parameters"]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Mean cross-entropy and accuracy over a fixed set of batches.
+
+    Attributes:
+        loss: mean cross-entropy per predicted element (image or token).
+        accuracy: fraction of elements whose arg-max class is the label.
+    """
+
+    loss: float
+    accuracy: float
+
+
+@dataclass
+class WorkloadRun:
+    """One seeded run of a workload.
+
+    Attributes:
+        model: the initialized model (CPU, train mode).
+        batches: endless ``(inputs, labels)`` training batches, deterministic per seed.
+        loss: ``loss(model, batch) -> scalar tensor``, the training loss (moves the batch to
+            the model's device).
+        evaluate: ``evaluate(model) -> Evaluation`` on the target (validation) split.
+        guard: ``guard(model) -> float``, the mean loss on the guard split (for jump guards;
+            disjoint from the validation split).
+        bn_batches: a few fixed training inputs, for methods that recompute BatchNorm statistics.
+    """
+
+    model: nn.Module
+    batches: Iterator[Batch]
+    loss: Callable[[nn.Module, Batch], torch.Tensor]
+    evaluate: Callable[[nn.Module], Evaluation]
+    guard: Callable[[nn.Module], float]
+    bn_batches: list[torch.Tensor]
+
+
+@dataclass
+class WorkloadConfig:
+    """The recipe fields every workload shares (validated by :meth:`check_recipe`).
+
+    Attributes:
+        optimizer: the base optimizer's name in the lab's optimizer registry
+            (``"adamw"``, ``"sgdm"``: SGD with momentum 0.9, ...).
+        lr: its default learning rate (the centre of the tuning grid).
+        weight_decay: its weight decay.
+        total_steps: the budget in optimizer steps.
+        batch_size: training batch size.
+        schedule: a :data:`~gfm_accel.lab.schedules.SCHEDULES` name.
+        warmup: the schedule's warmup fraction of ``total_steps``.
+    """
+
+    def check_recipe(self) -> None:
+        name = type(self).__name__
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"{name}: lr must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ValueError(f"{name}: weight_decay must be >= 0, got {self.weight_decay!r}")
+        for field_name in ("total_steps", "batch_size"):
+            v = getattr(self, field_name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: {field_name} must be a positive integer, got {v!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"{name}: unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if not (isinstance(self.warmup, (int, float)) and 0.0 <= self.warmup < 1.0):
+            raise ValueError(f"{name}: warmup must be a fraction in [0, 1), got {self.warmup!r}")
+
+
+def cross_entropy(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """Mean cross-entropy of ``model(inputs)`` against ``labels``.
+
+    Args:
+        model: returns logits ``(B, C)`` for labels ``(B,)``, or ``(B, T, C)`` for ``(B, T)``.
+        batch: ``(inputs, labels)``; moved to the model's device.
+
+    Returns:
+        The scalar loss.
+    """
+    device = next(model.parameters()).device
+    x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+    logits = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+@torch.no_grad()
+def evaluate_batches(model: nn.Module, batches: Sequence[Batch]) -> Evaluation:
+    """:class:`Evaluation` of ``model`` over fixed batches (eval mode; the mode is restored).
+
+    Args:
+        model: as in :func:`cross_entropy`.
+        batches: the split's fixed batches.
+
+    Returns:
+        The element-weighted mean cross-entropy and accuracy.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, correct, count = 0.0, 0, 0
+    try:
+        for x, y in batches:
+            logits = model(x.to(device))
+            logits, y = logits.reshape(-1, logits.shape[-1]), y.to(device).reshape(-1)
+            total += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(-1) == y).sum())
+            count += y.numel()
+    finally:
+        model.train(was_training)
+    return Evaluation(total / count, correct / count)
+
+
+def seeded_init(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` under ``torch.manual_seed(seed)`` inside ``fork_rng``: the global RNG is left untouched.
+
+    Args:
+        seed: the run seed.
+        build: makes the (randomly initialized) model.
+
+    Returns:
+        The model.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def num_parameters(model: nn.Module) -> int:
+    """The number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
