@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._config import JsonConfig
-from .workload import Batch, WorkloadConfig, WorkloadRun, cross_entropy, evaluate_batches, seeded_init
+from .workload import Batch, WorkloadConfig
 
 __all__ = ["CharGPT", "GPT", "TextSplits", "stdlib_text", "split_text"]
 
@@ -222,29 +222,17 @@ class CharGPT(WorkloadConfig, JsonConfig):
         """The train / val / guard byte streams (cached)."""
         return _stdlib_splits()
 
-    def build(self, seed: int) -> WorkloadRun:
-        """One seeded run: model, endless training batches, val evaluation, guard loss.
-
-        Args:
-            seed: initializes the model and seeds the batch generator.
-
-        Returns:
-            The :class:`~gfm_accel.lab.tasks.workload.WorkloadRun`.
-        """
+    def eval_sets(self) -> tuple[list[Batch], list[Batch]]:
+        """``val_batches`` and ``guard_batches`` fixed batches, evenly spaced over their splits."""
         s = self.splits()
-        val = _fixed_batches(s.val, self.val_batches, self.batch_size, self.context)
-        guard = _fixed_batches(s.guard, self.guard_batches, self.batch_size, self.context)
-        model = seeded_init(seed, self.make_model)
-        return WorkloadRun(
-            model=model,
-            batches=self._batches(s.train, seed),
-            loss=cross_entropy,
-            evaluate=lambda m: evaluate_batches(m, val),
-            guard=lambda m: evaluate_batches(m, guard).loss,
-            bn_batches=[],
+        return (
+            _fixed_batches(s.val, self.val_batches, self.batch_size, self.context),
+            _fixed_batches(s.guard, self.guard_batches, self.batch_size, self.context),
         )
 
-    def _batches(self, stream: torch.Tensor, seed: int) -> Iterator[Batch]:
+    def train_batches(self, seed: int) -> Iterator[Batch]:
+        """Windows at offsets drawn from the run's generator, ``batch_size`` a batch."""
+        stream = self.splits().train
         g = torch.Generator().manual_seed(seed)
         high = len(stream) - self.context - 1
         while True:

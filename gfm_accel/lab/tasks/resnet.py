@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._config import JsonConfig
-from .workload import Batch, WorkloadConfig, WorkloadRun, cross_entropy, evaluate_batches, seeded_init
+from .workload import Batch, WorkloadConfig
 
 __all__ = ["ResNetTask", "ResNet", "ImageSplits", "load_images"]
 
@@ -228,31 +228,19 @@ class ResNetTask(WorkloadConfig, JsonConfig):
         """A freshly initialized :class:`ResNet` (draws from the global RNG; :meth:`build` forks it)."""
         return ResNet(self.splits().x_train.shape[1], self.splits().classes, self.width, self.blocks)
 
-    def build(self, seed: int) -> WorkloadRun:
-        """One seeded run: model, endless training batches, val evaluation, guard loss.
+    def eval_sets(self) -> tuple[list[Batch], list[Batch]]:
+        """The validation and guard images in fixed batches of ``eval_batch_size``."""
+        s, n = self.splits(), self.eval_batch_size
+        return list(zip(s.x_val.split(n), s.y_val.split(n))), list(zip(s.x_guard.split(n), s.y_guard.split(n)))
 
-        Args:
-            seed: initializes the model and seeds the batch generator.
+    def bn_inputs(self) -> list[torch.Tensor]:
+        """The first ``bn_batches * batch_size`` training images, in batches."""
+        x = self.splits().x_train
+        return list(x[: self.bn_batches * self.batch_size].split(self.batch_size))
 
-        Returns:
-            The :class:`~gfm_accel.lab.tasks.workload.WorkloadRun`.
-        """
-        s = self.splits()
-        fixed = lambda x, y: list(zip(x.split(self.eval_batch_size), y.split(self.eval_batch_size)))  # noqa: E731
-        val, guard = fixed(s.x_val, s.y_val), fixed(s.x_guard, s.y_guard)
-        model = seeded_init(seed, self.make_model)
-        n = min(len(s.x_train), self.bn_batches * self.batch_size)
-        return WorkloadRun(
-            model=model,
-            batches=self._batches(s, seed),
-            loss=cross_entropy,
-            evaluate=lambda m: evaluate_batches(m, val),
-            guard=lambda m: evaluate_batches(m, guard).loss,
-            bn_batches=list(s.x_train[:n].split(self.batch_size)),
-        )
-
-    def _batches(self, s: ImageSplits, seed: int) -> Iterator[Batch]:
+    def train_batches(self, seed: int) -> Iterator[Batch]:
         """Epochs of a fresh permutation each (the last partial batch of an epoch is dropped)."""
+        s = self.splits()
         g = torch.Generator().manual_seed(seed)
         augment = self.dataset == "cifar10" if self.augment is None else self.augment
         n = len(s.x_train)

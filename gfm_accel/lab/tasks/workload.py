@@ -23,7 +23,16 @@ from torch import nn
 
 from ..schedules import SCHEDULES
 
-__all__ = ["Evaluation", "WorkloadRun", "WorkloadConfig", "cross_entropy", "evaluate_batches", "seeded_init", "num_parameters"]
+__all__ = [
+    "Batch",
+    "Evaluation",
+    "WorkloadRun",
+    "WorkloadConfig",
+    "cross_entropy",
+    "evaluate_batches",
+    "seeded_init",
+    "num_parameters",
+]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -66,7 +75,11 @@ class WorkloadRun:
 
 @dataclass
 class WorkloadConfig:
-    """The recipe fields every workload shares (validated by :meth:`check_recipe`).
+    """The recipe fields every workload shares (validated by :meth:`check_recipe`), and ``build``.
+
+    A workload subclasses this as a dataclass with these fields and implements
+    :meth:`make_model`, :meth:`eval_sets` and :meth:`train_batches` (and
+    :meth:`bn_inputs` when its model has BatchNorm); :meth:`build` does the rest.
 
     Attributes:
         optimizer: the base optimizer's name in the lab's optimizer registry
@@ -93,6 +106,41 @@ class WorkloadConfig:
             raise ValueError(f"{name}: unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if not (isinstance(self.warmup, (int, float)) and 0.0 <= self.warmup < 1.0):
             raise ValueError(f"{name}: warmup must be a fraction in [0, 1), got {self.warmup!r}")
+
+    def make_model(self) -> nn.Module:
+        """A freshly initialized model (may draw from the global RNG: :meth:`build` forks it)."""
+        raise NotImplementedError
+
+    def eval_sets(self) -> tuple[list[Batch], list[Batch]]:
+        """The fixed ``(validation, guard)`` batches."""
+        raise NotImplementedError
+
+    def train_batches(self, seed: int) -> Iterator[Batch]:
+        """Endless training batches drawn from a ``torch.Generator`` seeded with ``seed``."""
+        raise NotImplementedError
+
+    def bn_inputs(self) -> list[torch.Tensor]:
+        """Fixed training inputs for BatchNorm recomputation (none by default)."""
+        return []
+
+    def build(self, seed: int) -> WorkloadRun:
+        """One seeded run: model, endless training batches, val evaluation, guard loss.
+
+        Args:
+            seed: initializes the model (under ``fork_rng``) and seeds the batch generator.
+
+        Returns:
+            The :class:`WorkloadRun`.
+        """
+        val, guard = self.eval_sets()
+        return WorkloadRun(
+            model=seeded_init(seed, self.make_model),
+            batches=self.train_batches(seed),
+            loss=cross_entropy,
+            evaluate=lambda m: evaluate_batches(m, val),
+            guard=lambda m: evaluate_batches(m, guard).loss,
+            bn_batches=self.bn_inputs(),
+        )
 
 
 def cross_entropy(model: nn.Module, batch: Batch) -> torch.Tensor:
