@@ -35,10 +35,10 @@ class Lookahead(Method):
         >>> import torch
         >>> model = torch.nn.Linear(1, 1, bias=False)
         >>> la = Lookahead(k=2, alpha=0.5).attach(model, lambda p: torch.optim.SGD(p, lr=1.0), total_steps=2)
-        >>> w0 = float(model.weight)
+        >>> w0 = model.weight.item()
         >>> for _ in range(2):
         ...     la.zero_grad(); model.weight.sum().backward(); la.step()  # fast: w0-1, w0-2
-        >>> round(float(model.weight) - w0, 6)  # synchronised: w0 + 0.5 * (-2)
+        >>> round(model.weight.item() - w0, 6)  # synchronised: w0 + 0.5 * (-2)
         -1.0
     """
 

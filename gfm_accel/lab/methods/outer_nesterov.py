@@ -39,10 +39,10 @@ class OuterNesterov(Method):
         >>> model = torch.nn.Linear(1, 1, bias=False)
         >>> on = OuterNesterov(k=2, outer_lr=1.0, momentum=0.5).attach(
         ...     model, lambda p: torch.optim.SGD(p, lr=1.0), total_steps=2)
-        >>> w0 = float(model.weight)
+        >>> w0 = model.weight.item()
         >>> for _ in range(2):
         ...     on.zero_grad(); model.weight.sum().backward(); on.step()  # d = -2
-        >>> round(float(model.weight) - w0, 6)  # b = -2; phi = w0 + (-2 + 0.5 * -2)
+        >>> round(model.weight.item() - w0, 6)  # b = -2; phi = w0 + (-2 + 0.5 * -2)
         -3.0
     """
 
