@@ -6,12 +6,11 @@ runs the doctests of the modules, so their examples stay true.
 
 import doctest
 import importlib
-import time
-
 import pytest
 import torch
 
 from gfm_accel.lab.bench import stats
+from gfm_accel.lab.bench.curves import run_curve
 from gfm_accel.lab.methods import METHODS, Jump, build_method
 from gfm_accel.lab.tasks.resnet import ResNetTask
 from gfm_accel.forecast.simple import LinearExtrapolationForecaster
@@ -30,6 +29,7 @@ MODULES = [
     "gfm_accel.lab.tasks.char_gpt",
     "gfm_accel.lab.tasks.resnet",
     "gfm_accel.lab.bench.stats",
+    "gfm_accel.lab.bench.curves",
 ]
 
 
@@ -46,24 +46,13 @@ def test_all_names_import(name):
 
 
 def _curve(task, method, seed, every=4):
-    run = task.build(seed)
-    method.attach(run.model, lambda p: torch.optim.SGD(p, lr=task.lr, momentum=0.9, weight_decay=task.weight_decay),
-                  total_steps=task.total_steps, schedule=task.schedule, warmup=task.warmup,
-                  guard_fn=run.guard, bn_batches=run.bn_batches)
-    with method.evaluating() as m:
-        curve = [(0, 0.0, run.evaluate(m).loss)]
-    elapsed = 0.0
-    for step in range(1, task.total_steps + 1):
-        t0 = time.perf_counter()
-        method.zero_grad()
-        loss = run.loss(run.model, next(run.batches))
-        loss.backward()
-        method.step(loss.item())
-        elapsed += time.perf_counter() - t0
-        if step % every == 0:
-            with method.evaluating() as m:
-                curve.append((step, elapsed, run.evaluate(m).loss))
-    return curve
+    make = lambda p: torch.optim.SGD(p, lr=task.lr, momentum=0.9, weight_decay=task.weight_decay)  # noqa: E731
+    curve = run_curve(task.build(seed), method, make, total_steps=task.total_steps, schedule=task.schedule,
+                      warmup=task.warmup, eval_every=every)
+    assert len(curve.accuracy) == len(curve.records) == len(curve.train_loss)
+    assert curve.final.loss == curve.records[-1][2]
+    assert all(b[1] >= a[1] for a, b in zip(curve.records, curve.records[1:]))  # seconds accumulate
+    return curve.records
 
 
 def test_every_method_on_a_tiny_resnet_gives_a_summary():
