@@ -38,9 +38,12 @@ class Jump(Method):
     """Base optimizer + schedule, with ``GFMJump(forecaster, config=config)`` after every step.
 
     Args:
-        forecaster: any GFMJump forecaster (``forecast(prefix, m, *, spec=None)``).
+        forecaster: any GFMJump forecaster (``forecast(prefix, m, *, spec=None)``); ``None``:
+            the shipped GFM forecaster (looked up by GFMJump at attach).
         config: a :class:`~gfm_accel.jump.JumpConfig` with ``unit="step"`` (budgets are in
             optimizer steps).
+        name: the method's name in results (``"gfm"``, ``"linefit"``, ``"wnn"``; default
+            the class's ``NAME``).
 
     Attributes:
         jump: the :class:`~gfm_accel.jump.GFMJump` (its ``history`` holds every attempt).
@@ -48,12 +51,14 @@ class Jump(Method):
 
     NAME = "jump"
 
-    def __init__(self, forecaster: Any, config: JumpConfig) -> None:
+    def __init__(self, forecaster: Any, config: JumpConfig, name: str | None = None) -> None:
         if not isinstance(config, JumpConfig):
             raise TypeError(f"config must be a JumpConfig, got {type(config).__name__}")
         if config.unit != "step":
             raise ValueError(f'the jump method counts optimizer steps: give JumpConfig(unit="step", ...), got unit={config.unit!r}')
         super().__init__(config=config.to_dict())
+        if name is not None:
+            self.NAME = name
         self.jump = GFMJump(forecaster, config=config)
 
     def _setup(self) -> None:

@@ -29,6 +29,8 @@ def test_jumps_after_steps_with_the_guard_on_the_guard_split():
     assert [r.step for r in history][:2] == [4, 8]
     assert method.hparams["config"]["every_n_steps"] == 2
     assert method.state_dict()["extra"]["jump"]["steps"] == 24
+    named = Jump(LinearExtrapolationForecaster(), cfg, name="linefit")
+    assert named.NAME == "linefit" and Jump.NAME == "jump"
 
 
 def test_needs_a_step_config():
