@@ -35,7 +35,7 @@ from gfm_accel.forecast.simple import LinearExtrapolationForecaster
 from gfm_accel.jump import JumpConfig
 from gfm_accel.lab.bench import stats
 from gfm_accel.lab.bench.curves import RunCurve, run_curve
-from gfm_accel.lab.methods import Jump, Method, build_method
+from gfm_accel.lab.methods import EMA, Jump, Method, build_method
 
 logger = logging.getLogger("tuned_gpu")
 
@@ -67,6 +67,8 @@ def _method(name: str, total_steps: int) -> Method:
         cfg = JumpConfig(unit="step", every_n_steps=every, n=4)
         forecaster = LinearExtrapolationForecaster() if name == "linefit" else None  # None: the shipped GFM
         return Jump(forecaster, cfg, name=name)
+    if name == "ema":
+        return EMA.for_budget(total_steps)  # the library's 0.999 is too slow for short budgets
     return build_method(name)
 
 

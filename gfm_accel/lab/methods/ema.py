@@ -8,6 +8,12 @@ averaged copy is what gets evaluated; training continues on the live weights.
 BatchNorm: ``use_buffers=True`` (the library's documented EMA setting), so the running
 statistics are averaged with the same decay as the weights instead of being copied from the
 live model; no extra pass over training data is needed.
+
+Default decay: 0.99, not the library's 0.999. The average's time constant is ``1 / (1 - decay)``
+steps; at 0.999 (1000 steps) it exceeds the CPU tasks' 300-step budgets and the evaluated
+weights stay close to the initialization (measured on the digits ResNet, 300 steps: val loss
+2.28 against plain's 0.03). :meth:`EMA.for_budget` picks the grid's slowest decay whose time
+constant is at most a third of the budget.
 """
 
 from __future__ import annotations
@@ -44,11 +50,28 @@ class EMA(Method):
     NAME = "ema"
     GRID = {"decay": (0.99, 0.999, 0.9999)}
 
-    def __init__(self, decay: float = 0.999) -> None:
+    def __init__(self, decay: float = 0.99) -> None:
         if not (isinstance(decay, (int, float)) and 0.0 < decay < 1.0):
             raise ValueError(f"ema decay must be in (0, 1), got {decay!r}")
         super().__init__(decay=float(decay))
         self.averaged: AveragedModel | None = None
+
+    @classmethod
+    def for_budget(cls, total_steps: int) -> "EMA":
+        """The :attr:`GRID` decay with the longest time constant ``1 / (1 - decay) <= total_steps / 3``.
+
+        Args:
+            total_steps: the run's budget (the smallest grid decay when even it is too slow).
+
+        Returns:
+            An unattached :class:`EMA`.
+
+        Example:
+            >>> EMA.for_budget(300).hparams, EMA.for_budget(3900).hparams
+            ({'decay': 0.99}, {'decay': 0.999})
+        """
+        fits = [d for d in cls.GRID["decay"] if round(1.0 / (1.0 - d), 6) <= total_steps / 3.0]
+        return cls(decay=max(fits) if fits else min(cls.GRID["decay"]))
 
     def _setup(self) -> None:
         self.averaged = AveragedModel(

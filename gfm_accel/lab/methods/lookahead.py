@@ -8,7 +8,8 @@ The lr scheduler drives the base optimizer's param groups (Lookahead shares them
 Evaluation uses the slow weights (the method's output in Zhang et al., "Lookahead
 Optimizer: k steps forward, 1 step back", arXiv 1907.08610), through the library's
 ``backup_and_load_cache`` / ``clear_and_load_backup``; right after a synchronisation they
-equal the fast weights.
+equal the fast weights. BatchNorm buffers are not part of Lookahead's slow state (the library
+interpolates parameters only), so the slow weights are evaluated with the live running statistics.
 """
 
 from __future__ import annotations

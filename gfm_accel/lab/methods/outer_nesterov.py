@@ -13,6 +13,8 @@ This is torch's SGD with ``nesterov=True`` applied to the "outer gradient" ``-d`
 (DiLoCo, Douillard et al., arXiv 2311.08105; on one worker, SNOO, Kallusky et al.,
 arXiv 2510.15830). ``eta = 1, mu = 0`` is the base optimizer unchanged. The inner optimizer's
 state (momenta, Adam moments) is kept across outer steps. The live weights are evaluated.
+Only the optimizer's parameters take outer steps; buffers (BatchNorm statistics) follow the
+live model.
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ class OuterNesterov(Method):
         return {"anchor": [a.clone() for a in self.anchor], "buffer": [b.clone() for b in self.buffer]}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
+        if len(state["anchor"]) != len(self.anchor) or len(state["buffer"]) != len(self.buffer):
+            raise ValueError(
+                f"outer_nesterov state holds {len(state['anchor'])} tensors, the optimizer {len(self.anchor)}"
+            )
         with torch.no_grad():
             for dst, src in zip(self.anchor + self.buffer, state["anchor"] + state["buffer"]):
                 dst.copy_(src)

@@ -36,3 +36,11 @@ def test_batchnorm_running_stats_are_averaged_too():
         torch.testing.assert_close(m[1].running_mean, expected, rtol=0, atol=1e-7)
         assert not m.training
     assert model.training
+
+
+def test_default_and_budget_rule():
+    assert EMA().hparams == {"decay": 0.99}
+    assert EMA.for_budget(300).hparams == {"decay": 0.99}  # 1 / (1 - 0.999) = 1000 > 100
+    assert EMA.for_budget(3000).hparams == {"decay": 0.999}
+    assert EMA.for_budget(30000).hparams == {"decay": 0.9999}
+    assert EMA.for_budget(10).hparams == {"decay": 0.99}
