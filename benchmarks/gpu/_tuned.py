@@ -104,6 +104,8 @@ def compare(workload: Any, args: argparse.Namespace) -> dict[str, Any]:
     eval_every = args.eval_every or max(1, steps // 20)
     seeds = list(range(args.seeds))
     factory = OPTIMIZERS[workload.optimizer]
+    if args.device.startswith("cuda"):
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls: the same for every method
 
     def curve(method: Method, lr: float, seed: int) -> RunCurve:
         c = run_curve(workload.build(seed), method, factory(lr, workload.weight_decay), total_steps=steps,

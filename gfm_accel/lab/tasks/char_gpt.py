@@ -207,10 +207,7 @@ class CharGPT(WorkloadConfig, JsonConfig):
 
     def __post_init__(self) -> None:
         self.check_recipe()
-        for f in ("context", "dim", "depth", "heads", "val_batches", "guard_batches"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"CharGPT: {f} must be a positive integer, got {v!r}")
+        self.check_positive_ints("context", "dim", "depth", "heads", "val_batches", "guard_batches")
         if self.dim % self.heads:
             raise ValueError(f"CharGPT: dim={self.dim} must be a multiple of heads={self.heads}")
 

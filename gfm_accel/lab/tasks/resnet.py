@@ -215,10 +215,7 @@ class ResNetTask(WorkloadConfig, JsonConfig):
         self.blocks = tuple(self.blocks)
         if not self.blocks or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.blocks):
             raise ValueError(f"ResNetTask: blocks must be positive integers per stage, got {self.blocks!r}")
-        for f in ("width", "eval_batch_size", "bn_batches"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"ResNetTask: {f} must be a positive integer, got {v!r}")
+        self.check_positive_ints("width", "eval_batch_size", "bn_batches")
 
     def splits(self) -> ImageSplits:
         """The standardized train / val / guard images (cached)."""

@@ -98,14 +98,18 @@ class WorkloadConfig:
             raise ValueError(f"{name}: lr must be a positive number, got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ValueError(f"{name}: weight_decay must be >= 0, got {self.weight_decay!r}")
-        for field_name in ("total_steps", "batch_size"):
-            v = getattr(self, field_name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: {field_name} must be a positive integer, got {v!r}")
+        self.check_positive_ints("total_steps", "batch_size")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"{name}: unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if not (isinstance(self.warmup, (int, float)) and 0.0 <= self.warmup < 1.0):
             raise ValueError(f"{name}: warmup must be a fraction in [0, 1), got {self.warmup!r}")
+
+    def check_positive_ints(self, *names: str) -> None:
+        """Raise a ``ValueError`` naming the first of ``names`` that is not a positive integer."""
+        for field_name in names:
+            v = getattr(self, field_name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{type(self).__name__}: {field_name} must be a positive integer, got {v!r}")
 
     def make_model(self) -> nn.Module:
         """A freshly initialized model (may draw from the global RNG: :meth:`build` forks it)."""

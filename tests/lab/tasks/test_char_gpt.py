@@ -81,3 +81,10 @@ def test_bad_config_and_causality():
     with pytest.raises(ValueError, match="exceeds the context"):
         m(torch.zeros(1, 9, dtype=torch.long))
     assert CharGPT.from_json(CharGPT(**TINY).to_json()) == CharGPT(**TINY)
+
+
+def test_positive_integer_fields_are_checked_by_name():
+    with pytest.raises(ValueError, match="CharGPT: depth must be a positive integer, got 0"):
+        CharGPT(depth=0)
+    with pytest.raises(ValueError, match="CharGPT: batch_size must be a positive integer, got 2.0"):
+        CharGPT(batch_size=2.0)

@@ -37,6 +37,10 @@ def test_cifar10_needs_a_data_dir_and_never_downloads(tmp_path):
     assert not any(tmp_path.iterdir())
     with pytest.raises(ValueError, match="unknown dataset"):
         ResNetTask(dataset="mnist")
+    with pytest.raises(ValueError, match="blocks must be positive integers"):
+        ResNetTask(blocks=(1, 0))
+    task = ResNetTask(width=16, blocks=(2, 2))
+    assert ResNetTask.from_json(task.to_json()) == task and task.to_dict()["blocks"] == [2, 2]
 
 
 def test_batches_are_deterministic_per_seed_and_leave_the_global_rng_alone():
