@@ -68,10 +68,12 @@ def test_registry_names_grids_and_errors():
 
 
 def _make(name: str) -> Method:
+    if name == "jump":
+        return Jump(LinearExtrapolationForecaster(), JumpConfig(unit="step", every_n_steps=1, n=2, guard=False))
     return build_method(name, **SETTINGS[name])
 
 
-@pytest.mark.parametrize("name", sorted(SETTINGS))
+@pytest.mark.parametrize("name", sorted(SETTINGS) + ["jump"])
 def test_state_dict_round_trip_continues_identically(name):
     x, y = data()
     ref_model = mlp()
@@ -91,6 +93,9 @@ def test_state_dict_round_trip_continues_identically(name):
         assert torch.equal(a, b)
     assert torch.equal(evaluated(resumed), evaluated(ref))
     assert resumed.steps == ref.steps == 9
+    if name == "jump":
+        key = lambda m: [(r.step, r.m, r.accepted, r.jump_norm) for r in m.jump.history]  # noqa: E731
+        assert len(ref.jump.history) >= 2 and key(resumed) == key(ref)
 
 
 def test_load_state_dict_rejects_another_method_or_hparams():
@@ -106,10 +111,7 @@ def test_load_state_dict_rejects_another_method_or_hparams():
 def test_no_global_rng_consumed(name):
     model, (x, y) = mlp(), data()
     states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
-    if name == "jump":
-        method = Jump(LinearExtrapolationForecaster(), JumpConfig(unit="step", every_n_steps=1, n=2))
-    else:
-        method = _make(name)
+    method = _make(name)
     method.attach(model, adamw(), total_steps=7, schedule="warmup_cosine", warmup=0.2,
                   guard_fn=lambda m: float((m(x) - y).pow(2).mean()))
     run(method, model, 7, (x, y))
