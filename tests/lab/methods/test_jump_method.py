@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from _method_helpers import adamw, data, flat, mlp, run
+from _method_helpers import adamw, data, mlp, run
 
 from gfm_accel.forecast.simple import LinearExtrapolationForecaster
 from gfm_accel.jump import JumpConfig

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from _method_helpers import adamw, clone, data, evaluated, flat, mlp, run, sgd
+from _method_helpers import adamw, data, evaluated, flat, mlp, run, sgd
 
 from gfm_accel.jump import JumpConfig
 from gfm_accel.lab.methods import METHODS, Jump, Method, Plain, build_method
