@@ -20,10 +20,11 @@ and predicts ``w_m``, ``m > n``, in the same snapshot units.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+from .._config import JsonConfig
 
 __all__ = ["JumpConfig", "JumpRecord", "MODES", "UNITS", "OPTIMIZER_STATES", "SNAPSHOT_DTYPES"]
 
@@ -34,7 +35,7 @@ SNAPSHOT_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
-class JumpConfig:
+class JumpConfig(JsonConfig):
     """When and how far to jump.
 
     Attributes:
@@ -182,30 +183,9 @@ class JumpConfig:
             return (self.alpha,)
         return tuple(self.alpha * a for a in self.alphas)
 
-    # ---------------------------------------------------------------- serialize
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["alphas"] = list(self.alphas)
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "JumpConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown JumpConfig option(s) {unknown}; valid options: {sorted(names)}")
-        return cls(**d)
-
-    @classmethod
-    def from_json(cls, s: str) -> "JumpConfig":
-        return cls.from_dict(json.loads(s))
-
 
 @dataclass
-class JumpRecord:
+class JumpRecord(JsonConfig):
     """One jump attempt, as kept in ``GFMJump.history`` and written to framework logs.
 
     Attributes:
@@ -249,13 +229,6 @@ class JumpRecord:
     guard_seconds: float = 0.0
     reason: str = ""
     jump_norm: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "JumpRecord":
-        return cls(**d)
 
     def log_dict(self, prefix: str = "gfm/") -> dict[str, float]:
         """Scalar view for framework loggers (numbers only; NaN where undefined)."""

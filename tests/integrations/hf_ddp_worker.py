@@ -1,6 +1,6 @@
 """torchrun worker: the HF Trainer under DDP (gloo, CPU) with the GFMJump callback.
 
-Launched by test_integration_hf_ddp.py as
+Launched by test_hf_ddp.py as
 ``python -m torch.distributed.run --nproc_per_node=2 hf_ddp_worker.py OUT_DIR``.
 Each rank writes ``OUT_DIR/rank<r>.safetensors`` (flat parameters right after the jump and
 at the end) and ``OUT_DIR/rank<r>.json`` (its jump history and log entries).

@@ -1,4 +1,4 @@
-"""A plain DDP loop with GFMJump, launched by ``test_jump_ddp.py`` under torchrun (gloo, CPU).
+"""A plain DDP loop with GFMJump, launched by ``test_ddp.py`` under torchrun (gloo, CPU).
 
 Every rank trains on its own shard, evaluates the guard on its own held-out shard and
 refreshes BatchNorm from its own batches. The forecaster adds rank-dependent noise, so
