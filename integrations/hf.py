@@ -160,6 +160,7 @@ class GFMJump(TrainerCallback):
         self.log_prefix = log_prefix
         self._is_main = True
         self._trainer_ref: Any = None
+        self._steps_per_epoch: int | None = None
 
     # ------------------------------------------------------------------ views
     @property
@@ -179,6 +180,8 @@ class GFMJump(TrainerCallback):
         self._is_main = bool(state.is_world_process_zero)
         if self.core.recorder is not None:
             self.core.reset()  # a second trainer.train() with this callback: a new run
+        if train_dataloader is not None and hasattr(train_dataloader, "__len__"):
+            self._steps_per_epoch = max(len(train_dataloader) // max(args.gradient_accumulation_steps, 1), 1)
         trainer, resume_arg = _find_trainer()
         self._trainer_ref = weakref.ref(trainer) if trainer is not None else None
         eval_fn = self._build_eval_fn(args, trainer, train_dataloader)
@@ -208,22 +211,22 @@ class GFMJump(TrainerCallback):
         self._log(self.core.catch_up(epochs_done), state, control)
         return control
 
-    def on_epoch_end(self, args, state, control, **kwargs):
-        if self.core.config.unit == "epoch":
-            # state.epoch is the (fractional) number of epochs completed: e + 1 at the end of
-            # the 0-based epoch e, or e + fraction for the last epoch of a max_steps run.
-            epoch = math.ceil(state.epoch - 1e-6) - 1 if state.epoch is not None else None
-            self._log(self.core.on_epoch_end(epoch), state, control)
+    def on_epoch_end(self, args, state, control, optimizer=None, **kwargs):
+        self._follow_optimizer(optimizer)
+        # state.epoch is the (fractional) number of epochs completed: e + 1 at the end of
+        # the 0-based epoch e, or e + fraction for the last epoch of a max_steps run.
+        epoch = math.ceil(state.epoch - 1e-6) - 1 if state.epoch is not None else None
+        self._log(self.core.on_epoch_end(epoch), state, control)
         return control
 
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.core.config.unit == "step":
-            self._log(self.core.on_step_end(int(state.global_step)), state, control)
+    def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+        self._follow_optimizer(optimizer)
+        self._log(self.core.on_step_end(int(state.global_step)), state, control)
         return control
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.core.recorder is not None and self._is_main:
-            self.core.on_train_end()
+            self.core.on_train_end(self._steps_per_epoch)
         return control
 
     def on_save(self, args, state, control, **kwargs):
@@ -233,6 +236,10 @@ class GFMJump(TrainerCallback):
         return control
 
     # ---------------------------------------------------------------- helpers
+    def _follow_optimizer(self, optimizer: Any) -> None:
+        if optimizer is not None and self.core.recorder is not None:
+            self.core.use_optimizer(_unwrap_optimizer(optimizer))
+
     def _build_eval_fn(self, args, trainer, train_dataloader) -> Callable[[torch.nn.Module], float] | None:
         if self.eval_fn is not None:
             return self.eval_fn
@@ -291,16 +298,6 @@ class GFMJump(TrainerCallback):
             entry["epoch"] = state.epoch
             entry["step"] = state.global_step
             state.log_history.append(entry)
-        if self._is_main:
-            logger.info(
-                "GFMJump at step %s: %s (alpha=%s, loss %s -> %s, %.3f s)",
-                record.step,
-                record.reason,
-                record.alpha,
-                record.loss_before,
-                record.losses_after[-1] if record.losses_after else None,
-                record.seconds,
-            )
 
 
 # -------------------------------------------------------------------- internals

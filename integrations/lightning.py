@@ -150,14 +150,22 @@ class GFMJump(Callback):
         self._log(self.core.catch_up(int(trainer.current_epoch)), pl_module, on_step=False)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._follow_optimizer(trainer)
         self._log(self.core.on_epoch_end(trainer.current_epoch), pl_module, on_step=False)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._follow_optimizer(trainer)
         self._log(self.core.on_step_end(trainer.global_step), pl_module, on_step=True)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.core.recorder is not None and trainer.is_global_zero:
-            self.core.on_train_end()
+            batches = trainer.num_training_batches
+            steps = None if batches in (None, float("inf")) else max(int(batches) // trainer.accumulate_grad_batches, 1)
+            self.core.on_train_end(steps)
+
+    def _follow_optimizer(self, trainer) -> None:
+        if self.core.recorder is not None and trainer.optimizers:
+            self.core.use_optimizer(trainer.optimizers[0])
 
     def state_dict(self) -> dict[str, Any]:
         return self.core.state_dict()
@@ -226,13 +234,3 @@ class GFMJump(Callback):
         pl_module.log_dict(
             metrics, on_step=on_step, on_epoch=not on_step, prog_bar=False, logger=has_logger, sync_dist=distributed
         )
-        if getattr(self._trainer, "is_global_zero", True):
-            logger.info(
-                "GFMJump at step %s: %s (alpha=%s, loss %s -> %s, %.3f s)",
-                record.step,
-                record.reason,
-                record.alpha,
-                record.loss_before,
-                record.losses_after[-1] if record.losses_after else None,
-                record.seconds,
-            )

@@ -66,7 +66,7 @@ logger = logging.getLogger(__name__)
 STATE_FORMAT = "gfm_accel.jump_state"
 _STATE_VERSION = "1"
 # Options whose change would change which snapshots mean what; a resumed run must match.
-_STRUCTURAL = ("mode", "n", "unit", "every_n_steps", "horizon", "every", "include_frozen")
+_STRUCTURAL = ("mode", "n", "unit", "every_n_steps", "horizon", "every", "include_frozen", "include_unoptimized")
 
 
 def _warn(msg: str, *args: Any) -> None:
@@ -116,6 +116,11 @@ class GFMJump:
             config = JumpConfig.from_dict(options)
         elif not isinstance(config, JumpConfig):
             raise TypeError(f"config must be a JumpConfig, got {type(config).__name__}")
+        if isinstance(forecaster, (str, os.PathLike)):
+            raise TypeError(
+                f"GFMJump takes a forecaster object, not a file path ({os.fspath(forecaster)!r}); load the file "
+                f"first: GFMJump(gfm_accel.pretrained_forecaster({os.fspath(forecaster)!r}), ...)"
+            )
         self.config = config
         self.forecaster = forecaster
         self.schedule = JumpSchedule(config)
@@ -127,6 +132,7 @@ class GFMJump:
         self.bn_loader: Iterable | None = None
         self.active = True
         self._saved_state: dict[str, Any] | None = None
+        self._binding: tuple | None = None
 
     @property
     def total(self) -> int | None:
@@ -155,6 +161,7 @@ class GFMJump:
         self.recorder = self.model = self.optimizer = self.eval_fn = self.bn_loader = None
         self.active = True
         self._saved_state = None
+        self._binding = None
         return self
 
     # ------------------------------------------------------------------ setup
@@ -196,17 +203,15 @@ class GFMJump:
                 ``eval_fn``, or a BatchNorm refresh without ``bn_loader``.
         """
         cfg = self.config
-        forecaster = self._resolve_forecaster()
-        spec = ParamSpec.from_model(model, include_frozen=cfg.include_frozen)
-        if spec.numel == 0:
-            raise ValueError("the model has no trainable parameters to forecast")
-        expected = getattr(forecaster, "expected_dim", None)
-        if expected is not None and int(expected) != spec.numel:
-            raise ValueError(
-                f"the forecaster was built for D={int(expected)} parameters but the model has "
-                f"D={spec.numel} trainable parameters; use a forecaster for this model (or a "
-                f"model-agnostic one with expected_dim=None)"
+        if self.recorder is not None:
+            raise RuntimeError(
+                "GFMJump is attached already; attaching again would mix two runs' snapshots, counters and "
+                "history. Call jump.reset() first to start a new run (or use a new GFMJump); after recreating "
+                "the optimizer call jump.use_optimizer(optimizer)"
             )
+        forecaster = self._resolve_forecaster()
+        spec = self._spec_for(model, optimizer)
+        self._check_dim(forecaster, spec)
         check_total_and_start(total, start)
         resuming = self._saved_state is None and start > 0
         if resuming:
@@ -217,22 +222,18 @@ class GFMJump:
             raise ValueError("guard=True needs eval_fn(model) -> float (the loss on held-out batches)")
         if cfg.refresh_bn_batches > 0 and bn_loader is None:
             raise ValueError(f"refresh_bn_batches={cfg.refresh_bn_batches} needs bn_loader= (training batches)")
+        if eval_fn is not None and cfg.guard is not False:
+            check_eval_fn(eval_fn, model, dist.comm_device(spec.check_model(model)[0].device))
         self.forecaster = forecaster
         self.model, self.optimizer, self.eval_fn, self.bn_loader = model, optimizer, eval_fn, bn_loader
         self.active = True
-        self.recorder = WeightRecorder(
-            model,
-            every="epoch" if cfg.unit == "epoch" else cfg.every_n_steps,
-            keep=cfg.n + 1,
-            dtype=cfg.snapshot_dtype,
-            include_frozen=cfg.include_frozen,
-            record_initial=False,
-            spec=spec,
-        )
+        self.recorder = self._new_recorder(model, spec)
+        self._binding = self._fingerprint()
         self.schedule.total = total
         if self._saved_state is not None:
             state, self._saved_state = self._saved_state, None
             self.load_state_dict(state)
+            self._warn_guard_off()
             return self
         if resuming and not self._room_from(total, start):
             _warn("GFMJump: too little of the resumed run is left for a jump; none will be made")
@@ -241,7 +242,126 @@ class GFMJump:
         self.schedule.begin(total, start)
         with keep_global_rng():
             self.recorder.record(self.schedule.counter)
+        self._warn_guard_off()
+        self._warn_too_short()
         return self
+
+    def _spec_for(self, model: nn.Module, optimizer: Any) -> ParamSpec:
+        """The parameters a jump moves: the trainable ones the optimizer updates (see ``include_unoptimized``)."""
+        cfg = self.config
+        only = None
+        if optimizer is not None and not (cfg.include_unoptimized or cfg.include_frozen):
+            only = [p for group in optimizer.param_groups for p in group["params"]]
+        spec = ParamSpec.from_model(model, include_frozen=cfg.include_frozen, only=only)
+        if spec.numel == 0:
+            if only is not None and ParamSpec.from_model(model).numel > 0:
+                raise ValueError(
+                    "none of the model's trainable parameters is in the optimizer's param_groups: pass the "
+                    "optimizer of this model (or include_unoptimized=True to move them anyway)"
+                )
+            raise ValueError("the model has no trainable parameters to forecast")
+        if only is not None:
+            left = len(ParamSpec.from_model(model)) - len(spec)
+            if left > 0:
+                _info(
+                    "GFMJump: %d trainable parameter tensor(s) the optimizer does not update are left as they "
+                    "are (include_unoptimized=True moves them too)", left,
+                )
+        return spec
+
+    @staticmethod
+    def _check_dim(forecaster: Any, spec: ParamSpec) -> None:
+        expected = getattr(forecaster, "expected_dim", None)
+        if expected is not None and int(expected) != spec.numel:
+            raise ValueError(
+                f"the forecaster was built for D={int(expected)} parameters but the model has "
+                f"D={spec.numel} trainable parameters; use a forecaster for this model (or a "
+                f"model-agnostic one with expected_dim=None)"
+            )
+
+    def _new_recorder(self, model: nn.Module, spec: ParamSpec) -> WeightRecorder:
+        cfg = self.config
+        return WeightRecorder(
+            model,
+            every="epoch" if cfg.unit == "epoch" else cfg.every_n_steps,
+            keep=cfg.n + 1,
+            dtype=cfg.snapshot_dtype,
+            include_frozen=cfg.include_frozen,
+            record_initial=False,
+            spec=spec,
+        )
+
+    def _warn_guard_off(self) -> None:
+        if self.guarded:
+            return
+        if self.config.guard is False:
+            _info("GFMJump: guard=False: every jump is accepted without a held-out check")
+        else:
+            _warn(
+                "GFMJump: the guard is off (no held-out data): every jump is accepted unchecked. Give "
+                "attach(eval_fn=...) a loss on a few fixed held-out batches (the HF Trainer an eval_dataset, "
+                "Lightning a val dataloader), or pass guard=False to silence this"
+            )
+
+    def _warn_too_short(self) -> None:
+        cfg, sched = self.config, self.schedule
+        unit = "epoch" if cfg.unit == "epoch" else "step"
+        at, needed = sched.first_jump()
+        if sched.total is not None and needed > sched.total:
+            _warn(
+                "GFMJump: the planned run (total=%d %ss) is too short for any jump: the first can come at %s %d "
+                "and needs a planned length of at least %d %ss (%s). Train longer or shorten the schedule",
+                sched.total, unit, unit, at, needed, unit, self._schedule_text(),
+            )
+        else:
+            _info("GFMJump: the first jump can come at %s %d (%s)", unit, at, self._schedule_text())
+
+    def _schedule_text(self) -> str:
+        cfg = self.config
+        text = f"{cfg.mode}, n={cfg.n}"
+        if cfg.mode == "periodic":
+            text += f", K={cfg.periodic_horizon}, P={cfg.periodic_every}"
+        if cfg.unit == "step":
+            text += f", a snapshot every {cfg.every_n_steps} steps"
+        return text
+
+    # ------------------------------------------------------------- changes after attach
+    def use_optimizer(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """Bind a recreated optimizer (its state is what ``optimizer_state="reset"`` clears, and its
+        parameters are the ones a jump moves). The adapters call it when the framework's optimizer changes."""
+        self._require_attached()
+        if optimizer is self.optimizer:
+            return
+        self.optimizer = optimizer
+        self._check_binding()
+
+    def _fingerprint(self) -> tuple:
+        params = tuple((name, id(p), p.requires_grad) for name, p in self.model.named_parameters())
+        opt = None
+        if self.optimizer is not None:
+            opt = tuple(id(p) for group in self.optimizer.param_groups for p in group["params"])
+        return params, opt
+
+    def _check_binding(self) -> None:
+        """Follow a model or optimizer changed after attach: the window restarts at the current weights.
+
+        A parameter added, removed, replaced (a module swapped) or (un)frozen, or an optimizer
+        over other parameters, changes what a snapshot means; snapshots of the old layout
+        cannot be forecast together with new ones.
+        """
+        now = self._fingerprint()
+        if now == self._binding:
+            return
+        what = _describe_change(self._binding, now)
+        self._binding = now
+        spec = self._spec_for(self.model, self.optimizer)
+        self._check_dim(self.forecaster, spec)
+        _warn("GFMJump: %s after attach; the window restarts at the current weights", what)
+        self.recorder = self._new_recorder(self.model, spec)
+        self.schedule.seg = 0
+        self.schedule.start = self.schedule.counter
+        with keep_global_rng():
+            self.recorder.record(self.schedule.counter)
 
     def _room_from(self, total: int | None, start: int) -> bool:
         probe = JumpSchedule(self.config)
@@ -309,6 +429,10 @@ class GFMJump:
         return self._observe(self.schedule.steps, loss)
 
     def _observe(self, step: int, loss: float | None) -> JumpRecord | None:
+        before = self._binding
+        self._check_binding()
+        if self._binding is not before:
+            return None  # the window restarted at this step
         with keep_global_rng():
             self.recorder.record(step, loss=loss)
         if not self.schedule.snapshot_taken(len(self.recorder)):
@@ -353,20 +477,32 @@ class GFMJump:
             return self.on_epoch_end(epochs - 1)
         return None
 
-    def summary(self) -> str:
-        """One line: jumps accepted / tried, and how far ahead the accepted ones forecast."""
-        tried = len(self.history)
-        accepted = [r for r in self.history if r.accepted]
-        ahead = sum((r.m - r.n) * (r.alpha or 0.0) for r in accepted)
-        unit = "epochs" if self.config.unit == "epoch" else f"snapshots of {self.config.every_n_steps} steps"
-        line = f"GFMJump: {len(accepted)}/{tried} jumps accepted"
-        if accepted:
-            line += f"; forecast {ahead:g} {unit} ahead in total (nominal: the run still trains every epoch)"
-        return line
+    def summary(self, steps_per_epoch: int | None = None) -> str:
+        """One line: jumps accepted / tried, and how far ahead the accepted ones forecast.
 
-    def on_train_end(self) -> str:
+        Args:
+            steps_per_epoch: optimizer steps per epoch, to state a step-unit distance in epochs.
+
+        Returns:
+            E.g. ``"GFMJump: 3/4 jumps accepted; forecast 30 steps (2.5 epochs) ahead in total"``.
+            The distance is nominal (``alpha * (m - n)`` snapshots per accepted jump): what
+            a jump skips is measured against a plain run (``docs/acceleration.md``).
+        """
+        accepted = [r for r in self.history if r.accepted]
+        line = f"GFMJump: {len(accepted)}/{len(self.history)} jumps accepted"
+        if not accepted:
+            return line
+        ahead = sum((r.m - r.n) * r.alpha for r in accepted) * self.schedule.per_snapshot
+        if self.config.unit == "epoch":
+            return line + f"; forecast {ahead:g} epochs ahead in total (nominal)"
+        line += f"; forecast {ahead:g} steps"
+        if steps_per_epoch:
+            line += f" ({ahead / steps_per_epoch:.3g} epochs)"
+        return line + " ahead in total (nominal)"
+
+    def on_train_end(self, steps_per_epoch: int | None = None) -> str:
         """Call once when training ends: logs :meth:`summary` at INFO (rank zero) and returns it."""
-        line = self.summary()
+        line = self.summary(steps_per_epoch)
         _info("%s", line)
         return line
 
@@ -487,7 +623,8 @@ class GFMJump:
             raise ValueError(f"not a GFMJump state (format {state.get('format')!r})")
         saved = state.get("config") or {}
         mine = self.config.to_dict()
-        diff = [k for k in _STRUCTURAL if k in saved and saved[k] != mine[k]]
+        unused = () if mine["unit"] == "step" else ("every_n_steps",)  # the step interval means nothing per epoch
+        diff = [k for k in _STRUCTURAL if k in saved and k not in unused and saved[k] != mine[k]]
         if diff:
             raise ValueError(
                 "GFMJump state was saved with a different schedule: "
@@ -556,6 +693,25 @@ class GFMJump:
     def __repr__(self) -> str:
         fields_ = ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in fields(self.config)[:4])
         return f"GFMJump({fields_}, attached={self.recorder is not None}, jumps={self.jumps})"
+
+
+def _describe_change(old: tuple, new: tuple) -> str:
+    """Name the first difference of two binding fingerprints (see ``GFMJump._fingerprint``)."""
+    (old_p, old_o), (new_p, new_o) = old, new
+    old_by, new_by = {n: (i, g) for n, i, g in old_p}, {n: (i, g) for n, i, g in new_p}
+    for name, (i, g) in new_by.items():
+        if name not in old_by:
+            return f"parameter {name!r} was added"
+        if old_by[name][0] != i:
+            return f"parameter {name!r} was replaced (a module swapped)"
+        if old_by[name][1] != g:
+            return f"parameter {name!r} was {'unfrozen' if g else 'frozen'}"
+    for name in old_by:
+        if name not in new_by:
+            return f"parameter {name!r} was removed"
+    if old_o != new_o:
+        return "the optimizer's parameters changed (optimizer recreated or param group added)"
+    return "the parameter order changed"
 
 
 def check_adapter_args(eval_fn: Any, eval_batches: Any) -> None:

@@ -47,7 +47,7 @@ class GrabAfterJump(TrainerCallback):
 def main(out_dir: str) -> None:
     rank = int(os.environ["RANK"])
     train, held_out = lm_datasets(n_train=64, n_eval=16)
-    jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, eval_batches=2)
+    jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, eval_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     grab = GrabAfterJump(jump)
     args = TrainingArguments(
         output_dir=os.path.join(out_dir, "trainer"),

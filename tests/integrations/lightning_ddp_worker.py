@@ -38,7 +38,7 @@ class GrabAfterJump(Callback):
 def main(out_dir: str) -> None:
     torch.manual_seed(0)
     module = Regressor()
-    jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, alpha=0.5, eval_batches=2)
+    jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, alpha=0.5, eval_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     grab = GrabAfterJump(jump)
     trainer = L.Trainer(
         max_epochs=4,

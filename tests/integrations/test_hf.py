@@ -113,7 +113,7 @@ def _jump_logs(trainer) -> list[dict]:
 
 def test_epoch_far_jump_lands_on_the_forecast_and_is_logged(tmp_path):
     before, after = Probe(), Probe()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     spy = LogSpy()
     trainer = _trainer(tmp_path, [before, jump, after, spy])
     trainer.train()
@@ -146,7 +146,7 @@ def test_epoch_far_jump_lands_on_the_forecast_and_is_logged(tmp_path):
 
 def test_max_steps_schedule_step_unit(tmp_path):
     before, after = Probe("step"), Probe("step")
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=2, guard=False, tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [before, jump, after], max_steps=10, num_train_epochs=1, eval_strategy="no")
     trainer.train()
 
@@ -164,7 +164,7 @@ def test_max_steps_schedule_step_unit(tmp_path):
 
 def test_max_steps_with_epoch_unit_reads_the_planned_epochs(tmp_path):
     # 4 steps per epoch and max_steps=14: the Trainer plans ceil(14 / 4) = 4 epochs.
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [jump], max_steps=14, eval_strategy="no")
     trainer.train()
     assert [(r.step, r.m) for r in jump.history] == [(2, 4)]
@@ -172,7 +172,7 @@ def test_max_steps_with_epoch_unit_reads_the_planned_epochs(tmp_path):
 
 
 def test_periodic_mode_jumps_every_window(tmp_path):
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=1, alpha=0.5)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=1, alpha=0.5, unit="epoch", tolerance=0.01, optimizer_state="reset", every=2)
     trainer = _trainer(tmp_path, [jump], num_train_epochs=6)
     trainer.train()
     # Windows of n+1 = 3 snapshots; after an accepted jump the window restarts at the jumped
@@ -185,7 +185,7 @@ def test_periodic_mode_jumps_every_window(tmp_path):
 def test_guard_rejection_restores_weights_and_optimizer_exactly(tmp_path):
     before, after = Probe(), Probe()
     far_away = ConstantForecaster(lambda prefix: prefix[-1] + 50.0)
-    jump = GFMJump(forecaster=far_away, mode="far", n=2)
+    jump = GFMJump(forecaster=far_away, mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [before, jump, after], num_train_epochs=4, optim="adamw_torch")
     trainer.train()
 
@@ -211,7 +211,7 @@ def test_guard_rejection_restores_weights_and_optimizer_exactly(tmp_path):
 )
 def test_bad_forecast_skips_the_jump_and_training_goes_on(tmp_path, fn, reason, caplog):
     before, after = Probe(), Probe()
-    jump = GFMJump(forecaster=ConstantForecaster(fn), mode="far", n=2)
+    jump = GFMJump(forecaster=ConstantForecaster(fn), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [before, jump, after], num_train_epochs=4)
     with caplog.at_level("WARNING"):
         trainer.train()
@@ -223,7 +223,7 @@ def test_bad_forecast_skips_the_jump_and_training_goes_on(tmp_path, fn, reason, 
 
 def test_forecaster_for_another_model_is_refused_at_start(tmp_path):
     wrong = ConstantForecaster(lambda p: p[-1], expected_dim=1234)
-    trainer = _trainer(tmp_path, [GFMJump(forecaster=wrong, mode="far", n=2)])
+    trainer = _trainer(tmp_path, [GFMJump(forecaster=wrong, mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")])
     with pytest.raises(ValueError, match="D=1234"):
         trainer.train()
 
@@ -234,7 +234,7 @@ def test_guard_true_without_held_out_data_is_a_clear_error(tmp_path):
         model=tiny_gpt2(),
         args=_args(tmp_path, eval_strategy="no"),
         train_dataset=train,
-        callbacks=[GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=True)],
+        callbacks=[GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=True, unit="epoch", tolerance=0.01, optimizer_state="reset")],
     )
     with pytest.raises(ValueError, match="held-out data"):
         trainer.train()
@@ -242,7 +242,7 @@ def test_guard_true_without_held_out_data_is_a_clear_error(tmp_path):
 
 def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path):
     def cfg():
-        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5)
+        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5, unit="epoch", tolerance=0.01, optimizer_state="reset")
 
     # Uninterrupted run: 6 epochs, jump after epoch 3 (snapshots w_0..w_3), target m = 6.
     ref = cfg()
@@ -282,14 +282,14 @@ def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path):
 
 def test_constructor_validates_its_own_options():
     with pytest.raises(ValueError, match="eval_batches"):
-        GFMJump(forecaster=LinearExtrapolationForecaster(), eval_batches=0)
+        GFMJump(forecaster=LinearExtrapolationForecaster(), eval_batches=0, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=4, every=4)
     with pytest.raises(ValueError, match="mode"):
-        GFMJump(forecaster=LinearExtrapolationForecaster(), mode="sideways")
+        GFMJump(forecaster=LinearExtrapolationForecaster(), mode="sideways", unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=4, every=4)
 
 
 def test_optimizer_state_reset_clears_the_real_adamw_state(tmp_path):
     before, after = Probe(), Probe()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, optimizer_state="reset")
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, optimizer_state="reset", unit="epoch", tolerance=0.01)
     trainer = _trainer(tmp_path, [before, jump, after], num_train_epochs=4, optim="adamw_torch", eval_strategy="no")
     trainer.train()
     assert jump.history[0].accepted
@@ -312,7 +312,7 @@ class StopAtStep(TrainerCallback):
 
 def test_resume_mid_epoch_with_the_step_unit(tmp_path):
     def cfg():
-        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, unit="step", every_n_steps=2, alpha=0.5)
+        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, unit="step", every_n_steps=2, alpha=0.5, tolerance=0.01, optimizer_state="reset")
 
     # 4 optimizer steps per epoch; the checkpoint at step 6 is in the middle of epoch 2 and
     # of observation (w_0, w_2, w_4, w_6 held; the jump needs w_8). The guard uses the
@@ -343,7 +343,7 @@ def test_resume_mid_epoch_with_the_step_unit(tmp_path):
 
 def test_eval_dataset_given_to_the_callback_drives_the_guard(tmp_path):
     train, held_out = lm_datasets()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, eval_dataset=held_out, eval_batches=2)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, eval_dataset=held_out, eval_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = Trainer(model=tiny_gpt2(), args=_args(tmp_path, eval_strategy="no"), train_dataset=train, callbacks=[jump])
     trainer.train()
     rec = jump.history[0]
@@ -352,7 +352,7 @@ def test_eval_dataset_given_to_the_callback_drives_the_guard(tmp_path):
 
 
 def test_unguarded_jump_logs_no_nan(tmp_path):
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [jump], num_train_epochs=3, eval_strategy="no")
     trainer.train()
     (entry,) = _jump_logs(trainer)
@@ -362,12 +362,12 @@ def test_unguarded_jump_logs_no_nan(tmp_path):
 
 def test_resume_without_a_saved_jump_state_restarts_observation(tmp_path, caplog):
     run = tmp_path / "run"
-    _trainer(run, [GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2), StopAfter(2)],
+    _trainer(run, [GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset"), StopAfter(2)],
              num_train_epochs=6, save_strategy="epoch").train()
     (run / "checkpoint-8" / STATE_FILE).unlink()
 
     before = Probe()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     t2 = _trainer(run, [before, jump], num_train_epochs=6, save_strategy="no")
     with caplog.at_level("WARNING"):
         t2.train(resume_from_checkpoint=str(run / "checkpoint-8"))
@@ -378,7 +378,7 @@ def test_resume_without_a_saved_jump_state_restarts_observation(tmp_path, caplog
     assert jump.core.recorder.steps == [2, 3, 4]
 
     # Resumed with too little left for n+1 fresh snapshots: no jump, training completes.
-    late = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, guard=False)
+    late = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     t3 = _trainer(run, [late], num_train_epochs=6, save_strategy="no")
     t3.train(resume_from_checkpoint=str(run / "checkpoint-8"))
     assert late.history == [] and t3.state.global_step == 24

@@ -103,7 +103,7 @@ def _module(seed: int = 0, **kw) -> Regressor:
 
 def test_fit_jumps_onto_the_forecast_and_logs_it(tmp_path):
     before, after = Probe(), Probe()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, alpha=0.5)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, alpha=0.5, unit="epoch", tolerance=0.01, optimizer_state="reset")
     logger = CSVLogger(str(tmp_path), name="csv")
     trainer = _trainer(tmp_path, [before, jump, after], logger=logger)
     trainer.fit(_module(), *_loaders())
@@ -131,7 +131,7 @@ def test_fit_jumps_onto_the_forecast_and_logs_it(tmp_path):
 
 
 def test_step_unit_jumps_on_train_batch_end(tmp_path):
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=2, guard=False, tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [jump], max_epochs=-1, max_steps=12)
     trainer.fit(_module(), *_loaders())
     # 4 batches/epoch; snapshots at steps 0, 2, 4; target m = 12 // 2 = 6.
@@ -155,7 +155,7 @@ def test_guard_rejection_restores_weights_and_momentum_exactly(tmp_path):
             self.state[trainer.current_epoch] = [opt.state[p]["momentum_buffer"].clone() for p in pl_module.parameters()]
 
     before, after, mb, ma = Probe(), Probe(), MomentumProbe(), MomentumProbe()
-    jump = GFMJump(forecaster=FarAway(), mode="far", n=2)
+    jump = GFMJump(forecaster=FarAway(), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [before, mb, jump, after, ma], max_epochs=3)
     trainer.fit(_module(momentum=0.9), *_loaders())
     rec = jump.history[0]
@@ -165,7 +165,7 @@ def test_guard_rejection_restores_weights_and_momentum_exactly(tmp_path):
 
 
 def test_validation_step_without_a_loss_is_a_clear_error(tmp_path):
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=1)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=1, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [jump], max_epochs=3)
     with pytest.raises(ValueError, match="validation_step returned no loss"):
         trainer.fit(_module(returns_loss=False), *_loaders())
@@ -178,7 +178,7 @@ def test_wrong_size_forecaster_is_refused_at_start(tmp_path):
         def forecast(self, prefix, m, *, spec=None):
             return prefix[-1]
 
-    trainer = _trainer(tmp_path, [GFMJump(forecaster=Wrong(), mode="far", n=2)])
+    trainer = _trainer(tmp_path, [GFMJump(forecaster=Wrong(), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")])
     with pytest.raises(ValueError, match="D=7"):
         trainer.fit(_module(), *_loaders())
 
@@ -186,7 +186,7 @@ def test_wrong_size_forecaster_is_refused_at_start(tmp_path):
 @pytest.mark.parametrize("save_on_train_epoch_end", [True, None])  # None: Lightning decides (here: after validation)
 def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path, save_on_train_epoch_end):
     def cfg():
-        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5)
+        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5, unit="epoch", tolerance=0.01, optimizer_state="reset")
 
     ref = cfg()
     ref_trainer = _trainer(tmp_path / "ref", [ref], max_epochs=6)
@@ -236,7 +236,7 @@ def test_batchnorm_statistics_are_refreshed_after_the_jump(tmp_path):
             self.stats[trainer.current_epoch] = (bn.running_mean.clone(), int(bn.num_batches_tracked))
 
     before, after = BNProbe(), BNProbe()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, refresh_bn_batches=2)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, refresh_bn_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     torch.manual_seed(0)
     trainer = _trainer(tmp_path, [before, jump, after], max_epochs=4)
     trainer.fit(BNRegressor(), *_loaders())
@@ -253,7 +253,7 @@ def test_callback_added_to_a_resumed_run_starts_observing_there(tmp_path, caplog
     saver = ModelCheckpoint(dirpath=str(ckpt_dir), save_top_k=-1, every_n_epochs=1)
     _trainer(tmp_path / "run", [StopAfter(2), saver], max_epochs=6, enable_checkpointing=True).fit(_module(), *_loaders())
 
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     t2 = _trainer(tmp_path / "run", [jump], max_epochs=6)
     with caplog.at_level("WARNING"):
         t2.fit(_module(), *_loaders(), ckpt_path=str(ckpt_dir / "epoch=1-step=8.ckpt"))

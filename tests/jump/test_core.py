@@ -33,7 +33,7 @@ def test_far_jump_lands_on_the_linear_forecast():
     x, y, xv, yv = digits()
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5).attach(model, opt, total=10)
+    jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5, unit="epoch", tolerance=0.01, optimizer_state="reset").attach(model, opt, total=10)
     snaps = [_snap(model)]
     for epoch in range(6):
         train_epoch(model, opt, x, y, epoch)
@@ -55,7 +55,7 @@ def test_periodic_schedule_windows_restart_after_each_jump():
     x, y, _, _ = digits()
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=3).attach(model, opt)
+    jump = GFMJump(LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=3, unit="epoch", tolerance=0.01, optimizer_state="reset", every=2).attach(model, opt)
     windows = []
     for epoch in range(7):
         train_epoch(model, opt, x, y, epoch)
@@ -76,23 +76,23 @@ def test_forecaster_with_wrong_dim_is_refused_at_attach():
     model = mlp()
     D = ParamSpec.from_model(model).numel
     with pytest.raises(ValueError, match=rf"D=100 parameters but the model has D={D}"):
-        GFMJump(FixedForecaster(torch.zeros(100), expected_dim=100)).attach(model)
+        GFMJump(FixedForecaster(torch.zeros(100), expected_dim=100), unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=4, every=4).attach(model)
 
 
 def test_attach_errors_are_clear():
     model = mlp()
     with pytest.raises(ValueError, match="far mode needs the planned run length"):
-        GFMJump(LastValueForecaster(), mode="far").attach(model)
+        GFMJump(LastValueForecaster(), mode="far", unit="epoch", tolerance=0.01, optimizer_state="reset").attach(model)
     with pytest.raises(ValueError, match="target m=3 .* larger than n=4"):
-        GFMJump(LastValueForecaster(), mode="far").attach(model, total=3)
+        GFMJump(LastValueForecaster(), mode="far", unit="epoch", tolerance=0.01, optimizer_state="reset").attach(model, total=3)
     with pytest.raises(ValueError, match="guard=True needs eval_fn"):
-        GFMJump(LastValueForecaster(), guard=True).attach(model)
+        GFMJump(LastValueForecaster(), guard=True, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=4, every=4).attach(model)
     with pytest.raises(ValueError, match="needs bn_loader"):
-        GFMJump(LastValueForecaster(), refresh_bn_batches=2).attach(model)
+        GFMJump(LastValueForecaster(), refresh_bn_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=4, every=4).attach(model)
     with pytest.raises(TypeError, match="forecast"):
-        GFMJump(object()).attach(model)
+        GFMJump(object(), unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=4, every=4).attach(model)
     with pytest.raises(RuntimeError, match="not attached"):
-        GFMJump(LastValueForecaster()).on_epoch_end()
+        GFMJump(LastValueForecaster(), unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=4, every=4).on_epoch_end()
 
 
 def test_batchnorm_refresh_matches_update_bn():
@@ -100,7 +100,7 @@ def test_batchnorm_refresh_matches_update_bn():
     model = bn_mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     loader = [(x[i : i + 64], y[i : i + 64]) for i in range(0, 256, 64)]
-    jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=1, refresh_bn_batches=3, guard=False)
+    jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=1, refresh_bn_batches=3, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     jump.attach(model, opt, total=4, bn_loader=loader)
     train_epoch(model, opt, x, y, 0)
     old_mean = model[1].running_mean.clone()
@@ -136,7 +136,7 @@ def test_force_jump_and_step_events_in_epoch_mode():
     x, y, _, _ = digits(128)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LinearExtrapolationForecaster(), n=1, every=3).attach(model, opt)
+    jump = GFMJump(LinearExtrapolationForecaster(), n=1, every=3, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=1).attach(model, opt)
     assert jump.on_step_end() is None and jump.recorder.steps == [0]  # epoch unit: steps only count
     assert jump.maybe_jump(force=True) is None  # only w_0 held
     train_epoch(model, opt, x, y, 0)
@@ -150,14 +150,15 @@ def test_state_of_an_unattached_jump_round_trips_through_a_file(tmp_path):
     x, y, _, _ = digits(128)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LastValueForecaster(), n=2).attach(model, opt)
+    jump = GFMJump(LastValueForecaster(), n=2, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=2, every=2).attach(model, opt)
     train_epoch(model, opt, x, y, 0)
     jump.on_epoch_end(0)
     path = jump.save_state(tmp_path / "s.safetensors")
-    fresh = GFMJump(LastValueForecaster(), n=2)
+    fresh = GFMJump(LastValueForecaster(), n=2, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=2, every=2)
     fresh.load_state(path)  # pending until attach
     assert fresh.state_dict()["epochs"] == 1
-    fresh.attach(mlp(seed=3), opt)
+    other = mlp(seed=3)  # (its own optimizer: one over another model's parameters is refused at attach)
+    fresh.attach(other, torch.optim.SGD(other.parameters(), lr=0.05))
     assert fresh.recorder.steps == [0, 1]
     torch.testing.assert_close(fresh.recorder.weights(), jump.recorder.weights(), rtol=0, atol=0)
 
@@ -166,7 +167,7 @@ def test_bfloat16_snapshots_jump_from_the_live_weights():
     x, y, _, _ = digits(128)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LastValueForecaster(), mode="far", n=1, snapshot_dtype="bfloat16").attach(model, opt, total=5)
+    jump = GFMJump(LastValueForecaster(), mode="far", n=1, snapshot_dtype="bfloat16", unit="epoch", tolerance=0.01, optimizer_state="reset").attach(model, opt, total=5)
     train_epoch(model, opt, x, y, 0)
     live = _snap(model)
     rec = jump.on_epoch_end(0)

@@ -46,7 +46,7 @@ def test_guard_backs_off_to_a_smaller_alpha_on_least_squares():
     def eval_fn(m):
         return float(nn.functional.mse_loss(m(x), y))
 
-    jump = GFMJump(forecaster, mode="far", n=1, horizon=5).attach(model, opt, eval_fn=eval_fn)
+    jump = GFMJump(forecaster, mode="far", n=1, horizon=5, unit="epoch", tolerance=0.01, optimizer_state="reset").attach(model, opt, eval_fn=eval_fn)
     loss_0 = eval_fn(model)
     # No training: w_1 == w_0, so the forecast target above is relative to the current weights.
     rec = jump.on_epoch_end(0)
@@ -69,7 +69,7 @@ def test_guard_rollback_is_bit_exact(opt_name, caplog):
     }[opt_name]
     opt = make(model.parameters())
     loader = [x[i : i + 64] for i in range(0, 256, 64)]
-    jump = GFMJump(FarAwayForecaster(), mode="far", n=2, refresh_bn_batches=2)
+    jump = GFMJump(FarAwayForecaster(), mode="far", n=2, refresh_bn_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     jump.attach(model, opt, eval_fn=eval_loss_fn(xv, yv), total=10, bn_loader=loader)
     for epoch in range(2):
         train_epoch(model, opt, x, y, epoch)
@@ -112,7 +112,7 @@ def test_bad_forecasts_cause_no_jump(forecaster, reason, caplog):
     x, y, xv, yv = digits(128, 64)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(forecaster, n=1).attach(model, opt, eval_fn=eval_loss_fn(xv, yv))
+    jump = GFMJump(forecaster, n=1, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=1, every=1).attach(model, opt, eval_fn=eval_loss_fn(xv, yv))
     train_epoch(model, opt, x, y, 0)
     before = _snap(model)
     with caplog.at_level(logging.WARNING, logger="gfm_accel.jump.core"):
@@ -133,11 +133,11 @@ def test_eval_fn_failure_mid_jump_restores_the_model():
 
     def flaky_eval(m):
         calls.append(1)
-        if len(calls) == 2:  # fails after the first candidate was written
+        if len(calls) == 3:  # 1: the check at attach, 2: loss before; fails after the first candidate was written
             raise RuntimeError("eval crashed")
         return eval_loss_fn(xv, yv)(m)
 
-    jump = GFMJump(FarAwayForecaster(), n=1).attach(model, opt, eval_fn=flaky_eval)
+    jump = GFMJump(FarAwayForecaster(), n=1, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=1, every=1).attach(model, opt, eval_fn=flaky_eval)
     train_epoch(model, opt, x, y, 0)
     model.train()
     before = _snap(model)
@@ -157,7 +157,7 @@ def test_optimizer_state_keep_or_reset(opt_name, policy):
         "adamw": lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.01),
     }[opt_name]
     opt = make(model.parameters())
-    jump = GFMJump(LinearExtrapolationForecaster(), n=1, horizon=1, optimizer_state=policy).attach(model, opt)
+    jump = GFMJump(LinearExtrapolationForecaster(), n=1, horizon=1, optimizer_state=policy, unit="epoch", tolerance=0.01, every=1).attach(model, opt)
     train_epoch(model, opt, x, y, 0)
     state_before = copy.deepcopy(opt.state_dict()["state"])
     rec = jump.on_epoch_end(0)

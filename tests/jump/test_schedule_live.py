@@ -33,7 +33,7 @@ def test_no_periodic_jump_at_the_planned_end():
     x, y, _, _ = digits(128)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LastValueForecaster(), n=2).attach(model, opt, total=6)
+    jump = GFMJump(LastValueForecaster(), n=2, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=2, every=2).attach(model, opt, total=6)
     for epoch in range(6):
         train_epoch(model, opt, x, y, epoch)
         jump.on_epoch_end(epoch)
@@ -46,7 +46,7 @@ def test_periodic_jump_whose_target_lies_past_the_end_is_skipped(past_end, steps
     x, y, _, _ = digits(128)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LastValueForecaster(), n=2, horizon=3, jump_past_end=past_end).attach(model, opt, total=8)
+    jump = GFMJump(LastValueForecaster(), n=2, horizon=3, jump_past_end=past_end, unit="epoch", tolerance=0.01, optimizer_state="reset", every=2).attach(model, opt, total=8)
     for epoch in range(8):
         train_epoch(model, opt, x, y, epoch)
         jump.on_epoch_end(epoch)
@@ -59,7 +59,7 @@ def test_step_unit_target_past_the_end_counts_in_steps():
     x, y, _, _ = digits(128)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LastValueForecaster(), unit="step", every_n_steps=2, n=2, horizon=3).attach(model, opt, total=12)
+    jump = GFMJump(LastValueForecaster(), unit="step", every_n_steps=2, n=2, horizon=3, tolerance=0.01, optimizer_state="reset", every=2).attach(model, opt, total=12)
     for step in range(12):
         loss = nn.functional.cross_entropy(model(x[:32]), y[:32])
         opt.zero_grad()
@@ -73,7 +73,7 @@ def test_periodic_every_and_max_jumps():
     x, y, _, _ = digits(128)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LastValueForecaster(), n=2, every=3, max_jumps=2).attach(model, opt)
+    jump = GFMJump(LastValueForecaster(), n=2, every=3, max_jumps=2, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=2).attach(model, opt)
     for epoch in range(12):
         train_epoch(model, opt, x, y, epoch)
         jump.on_epoch_end(epoch)
@@ -84,7 +84,7 @@ def test_step_unit_far_target_from_total_steps():
     x, y, _, _ = digits(128)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=3)
+    jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=3, tolerance=0.01, optimizer_state="reset")
     jump.attach(model, opt, total=30)
     step = 0
     for epoch in range(3):
@@ -102,7 +102,7 @@ def test_repeated_epoch_index_is_ignored():
     x, y, _, _ = digits(128)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    jump = GFMJump(LastValueForecaster(), n=2).attach(model, opt)
+    jump = GFMJump(LastValueForecaster(), n=2, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=2, every=2).attach(model, opt)
     train_epoch(model, opt, x, y, 0)
     jump.on_epoch_end(0)
     jump.on_epoch_end(0)
@@ -115,18 +115,18 @@ def test_attach_mid_run_with_start(unit):
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     if unit == "epoch":
-        jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2).attach(model, opt, total=10, start=3)
+        jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset").attach(model, opt, total=10, start=3)
         for epoch in range(3, 6):
             train_epoch(model, opt, x, y, epoch)
             jump.on_epoch_end(epoch)
         assert jump.recorder.steps == [3, 4, 5]
         assert [(r.step, r.m) for r in jump.history] == [(5, 7)]  # m counted from w_0 at epoch 3
     else:
-        jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=4)
+        jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=4, tolerance=0.01, optimizer_state="reset")
         jump.attach(model, opt, total=50, start=10)
         for step in range(11, 19):
             jump.on_step_end(step)
         assert jump.recorder.steps == [10, 14, 18]
         assert [(r.step, r.m) for r in jump.history] == [(18, 10)]  # (50 - 10) // 4
     with pytest.raises(ValueError, match="start=12 is not before the planned end total=10"):
-        GFMJump(LinearExtrapolationForecaster(), mode="far", n=2).attach(mlp(), total=10, start=12)
+        GFMJump(LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset").attach(mlp(), total=10, start=12)
