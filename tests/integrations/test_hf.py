@@ -382,3 +382,146 @@ def test_resume_without_a_saved_jump_state_restarts_observation(tmp_path, caplog
     t3 = _trainer(run, [late], num_train_epochs=6, save_strategy="no")
     t3.train(resume_from_checkpoint=str(run / "checkpoint-8"))
     assert late.history == [] and t3.state.global_step == 24
+
+
+# ---------------------------------------------------------------- a new user's first runs (issue 16)
+def _history(cb) -> list[dict]:
+    return [{k: v for k, v in r.to_dict().items() if not k.endswith("seconds")} for r in cb.history]
+
+
+def _periodic(unit: str = "epoch") -> GFMJump:
+    steps = dict(unit="step", every_n_steps=2) if unit == "step" else dict(unit="epoch")
+    return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=2, every=2,
+                   tolerance=0.3, optimizer_state="keep", **steps)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Reference runs (8 epochs of 4 steps) that also write a checkpoint every 2 steps.
+
+    eval_strategy="no": the Trainer's own evaluation at an epoch end iterates the eval loader,
+    which draws from the global torch RNG after the checkpoint of that step was written, so
+    the Trainer alone (without GFMJump) does not resume bit for bit from an epoch-boundary
+    checkpoint then. The guard still uses the Trainer's eval_dataset.
+    """
+    out = {}
+    for unit in ("epoch", "step"):
+        d = tmp_path_factory.mktemp(f"ref_{unit}")
+        cb = _periodic(unit)
+        t = _trainer(d, [cb], num_train_epochs=8, save_strategy="steps", save_steps=2, eval_strategy="no")
+        t.train()
+        out[unit] = (d, _history(cb), flat_params(t.model))
+    return out
+
+
+@pytest.mark.parametrize(
+    "unit, step, how",
+    [
+        ("epoch", 8, "path"),  # the last step of epoch 2, whose end makes a jump: saved before on_epoch_end
+        ("epoch", 8, "args"),
+        ("epoch", 8, "latest"),
+        ("epoch", 12, "path"),  # an epoch boundary in the jump's cooldown (window restarted at epoch 2)
+        ("epoch", 14, "path"),  # mid-epoch, mid-window
+        ("step", 8, "path"),  # the step of a jump (on_step_end jumps before the checkpoint is written)
+        ("step", 10, "path"),  # cooldown: the window restarted at step 8
+        ("step", 6, "latest"),  # mid-window
+    ],
+)
+def test_resume_anywhere_matches_the_uninterrupted_run_bit_for_bit(tmp_path, uninterrupted, unit, step, how):
+    ref_dir, ref_history, ref_weights = uninterrupted[unit]
+    assert sum(h["accepted"] for h in ref_history) >= 2
+    ckpt = ref_dir / f"checkpoint-{step}"
+    cb = _periodic(unit)
+    if how == "latest":  # trainer.train(resume_from_checkpoint=True) in an output_dir holding only that checkpoint
+        import shutil
+
+        out = tmp_path / "same"
+        shutil.copytree(ckpt, out / ckpt.name)
+        t = _trainer(out, [cb], num_train_epochs=8, model=tiny_gpt2(seed=7), eval_strategy="no")
+        t.train(resume_from_checkpoint=True)
+    elif how == "args":  # the example scripts' way: args.resume_from_checkpoint, output_dir elsewhere
+        t = _trainer(tmp_path / "elsewhere", [cb], num_train_epochs=8, model=tiny_gpt2(seed=7),
+                     resume_from_checkpoint=str(ckpt), eval_strategy="no")
+        t.train(resume_from_checkpoint=t.args.resume_from_checkpoint)
+    else:  # trainer.train(resume_from_checkpoint=PATH) with output_dir elsewhere (it used to be ignored)
+        t = _trainer(tmp_path / "elsewhere", [cb], num_train_epochs=8, model=tiny_gpt2(seed=7), eval_strategy="no")
+        t.train(resume_from_checkpoint=str(ckpt))
+    assert _history(cb) == ref_history
+    assert torch.equal(flat_params(t.model), ref_weights)
+
+
+def test_no_global_rng_consumed_by_the_callback(tmp_path):
+    # Dropout draws from the torch RNG at every step: a callback that consumed any (e.g. by
+    # iterating the eval loader) would change every later step. A NaN forecaster never jumps.
+    nan = ConstantForecaster(lambda p: torch.full_like(p[-1], float("nan")))
+    plain = _trainer(tmp_path / "plain", [], num_train_epochs=4)
+    plain.train()
+    cb = GFMJump(forecaster=nan, mode="periodic", n=1, horizon=1, every=1, unit="epoch")
+    with_cb = _trainer(tmp_path / "cb", [cb], num_train_epochs=4)
+    with_cb.train()
+    assert [r.reason for r in cb.history] == ["skipped: forecast NaN/Inf"] * 3  # it ran, guard batches taken
+    assert torch.equal(flat_params(plain.model), flat_params(with_cb.model))
+
+
+def test_eval_set_without_labels_is_an_error_at_the_start(tmp_path):
+    class NoLabels(torch.utils.data.Dataset):
+        def __init__(self, ds):
+            self.ds = ds
+
+        def __len__(self):
+            return len(self.ds)
+
+        def __getitem__(self, i):
+            return {"input_ids": self.ds[i]["input_ids"]}
+
+    train, held_out = lm_datasets()
+    seen = Probe()
+    trainer = Trainer(model=tiny_gpt2(), args=_args(tmp_path, eval_strategy="no"), train_dataset=train,
+                      callbacks=[GFMJump(forecaster=LinearExtrapolationForecaster(), unit="epoch",
+                                         eval_dataset=NoLabels(held_out)), seen])
+    with pytest.raises(ValueError, match="give the eval dataset a 'labels' column"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+def test_short_run_and_no_guard_warn_and_the_summary_is_logged(tmp_path, caplog):
+    train, _ = lm_datasets()
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster())  # the defaults: schedule A
+    trainer = Trainer(model=tiny_gpt2(), args=_args(tmp_path, eval_strategy="no", num_train_epochs=3),
+                      train_dataset=train, callbacks=[jump])
+    with caplog.at_level("INFO", logger="gfm_accel.jump.core"):
+        trainer.train()
+    # 3 epochs of 4 steps = 12 steps; schedule A's first jump needs 75.
+    assert any("too short for any jump: the first can come at step 25 and needs a planned length of at "
+               "least 75 steps" in m for m in caplog.messages), caplog.messages
+    assert any("the guard is off" in m for m in caplog.messages)
+    assert "GFMJump: 0/0 jumps accepted" in caplog.messages
+    assert jump.history == []
+
+
+def test_parameters_outside_the_optimizer_stay_put(tmp_path):
+    from transformers.optimization import get_constant_schedule
+
+    model = tiny_gpt2()
+    head = [p for n, p in model.named_parameters() if n.startswith("transformer.h.")]
+    opt = torch.optim.SGD(head, lr=0.05)
+    body = {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith("transformer.h.")}
+    jump = GFMJump(forecaster=ConstantForecaster(lambda p: p[-1] + 1.0), mode="far", n=1, horizon=3,
+                   unit="epoch", guard=False)
+    train, _ = lm_datasets()
+    trainer = Trainer(model=model, args=_args(tmp_path, eval_strategy="no", num_train_epochs=3),
+                      train_dataset=train, callbacks=[jump], optimizers=(opt, get_constant_schedule(opt)))
+    trainer.train()
+    assert jump.history[0].accepted
+    assert all(n.startswith("transformer.h.") for n in jump.core.recorder.spec.names)
+    for n, p in trainer.model.named_parameters():
+        if n in body:
+            assert torch.equal(p.detach(), body[n]), n  # requires_grad=True, but no optimizer step: not moved
+
+
+def test_a_second_train_with_the_same_callback_starts_a_new_run(tmp_path):
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", guard=False)
+    trainer = _trainer(tmp_path, [jump], num_train_epochs=3, eval_strategy="no")
+    trainer.train()
+    trainer.train()
+    assert [(r.step, r.m) for r in jump.history] == [(2, 3)]  # the second run's own jump only

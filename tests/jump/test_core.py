@@ -176,3 +176,201 @@ def test_bfloat16_snapshots_jump_from_the_live_weights():
     expected = live.to(torch.bfloat16).float()
     torch.testing.assert_close(_snap(model), expected, rtol=0, atol=1e-7)
     assert 0 < rec.jump_norm < 1e-2 * float(live.norm())
+
+
+# ---------------------------------------------------------------- a new user's first runs (issue 16)
+def _rng_states():
+    import random
+
+    import numpy as np
+
+    return torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+
+
+def _same_rng(a, b):
+    return torch.equal(a[0], b[0]) and (a[1] == b[1]).all() and a[2] == b[2]
+
+
+class _RandomForecaster:
+    """Linear extrapolation that also draws from every global RNG (as a careless forecaster might)."""
+
+    expected_dim = None
+
+    def forecast(self, prefix, m, *, spec=None):
+        import random
+
+        import numpy as np
+
+        torch.rand(3), np.random.rand(3), random.random()
+        return prefix[-1] + (m - prefix.shape[0] + 1) * (prefix[-1] - prefix[-2])
+
+
+def test_no_global_rng_consumed_by_attach_recording_forecasting_and_guarding():
+    import random
+
+    import numpy as np
+
+    x, y, xv, yv = digits(128, 64)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+
+    def noisy_eval(m):  # an eval_fn that iterates a shuffled loader and draws from numpy/python
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xv, yv), batch_size=32, shuffle=True)
+        np.random.rand(), random.random()
+        return sum(float(nn.functional.cross_entropy(m(a), b)) for a, b in loader)
+
+    before = _rng_states()
+    jump = GFMJump(_RandomForecaster(), n=1, horizon=1, every=1, unit="epoch", tolerance=1e9)
+    jump.attach(model, opt, eval_fn=noisy_eval, total=10)
+    assert _same_rng(before, _rng_states())
+    for epoch in range(3):
+        train_epoch(model, opt, x, y, epoch)
+        before = _rng_states()
+        rec = jump.on_epoch_end(epoch)
+        assert rec is not None and rec.loss_before is not None  # forecast and guard both ran
+        assert _same_rng(before, _rng_states())
+    assert jump.jumps == 3
+
+
+@pytest.mark.parametrize(
+    "eval_fn, words",
+    [(lambda m: None, "must return a float loss.*NoneType"), (lambda m: float("nan"), "returned nan"),
+     (lambda m: "0.3", "must return a float loss")],
+)
+def test_a_bad_eval_fn_fails_at_attach(eval_fn, words):
+    model = mlp()
+    with pytest.raises(ValueError, match=words):
+        GFMJump(LastValueForecaster(), unit="epoch").attach(model, torch.optim.SGD(model.parameters(), lr=0.1), eval_fn=eval_fn)
+
+
+def test_warnings_for_a_run_too_short_and_for_no_guard(caplog):
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with caplog.at_level(logging.INFO, logger="gfm_accel.jump.core"):
+        GFMJump(LastValueForecaster()).attach(model, opt, total=60)  # the defaults: schedule A
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("too short for any jump: the first can come at step 25 and needs a planned length of at least 75 steps"
+               in w for w in warnings), warnings
+    assert any("the guard is off" in w for w in warnings), warnings
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gfm_accel.jump.core"):
+        GFMJump(LastValueForecaster(), guard=False).attach(mlp(), total=200)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("the first jump can come at step 25" in r.getMessage() for r in caplog.records)
+
+
+def test_the_default_schedule_in_a_plain_step_loop_and_the_summary_line(caplog):
+    x, y, xv, yv = digits(256, 64)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    jump = GFMJump(LinearExtrapolationForecaster()).attach(model, opt, eval_fn=eval_loss_fn(xv, yv), total=100)
+    step = 0
+    for epoch in range(25):  # 4 steps per epoch
+        g = torch.Generator().manual_seed(epoch)
+        for idx in torch.randperm(256, generator=g).view(4, 64):
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            jump.on_step_end(step)
+    # Snapshots every 5 steps; a jump every P=5 snapshots (step 25, 50) to K=10 ahead; the one
+    # at step 75 would land past the planned end (75 + 10 * 5 > 100).
+    assert [(r.step, r.m) for r in jump.history] == [(25, 14), (50, 14)]
+    # The guard (tolerance 0.3) backed the first jump off to alpha 0.25 and rejected the second.
+    assert [(r.accepted, r.alpha) for r in jump.history] == [(True, 0.25), (False, None)]
+    with caplog.at_level(logging.INFO, logger="gfm_accel.jump.core"):
+        line = jump.on_train_end(steps_per_epoch=4)
+    # 0.25 * K=10 snapshots * 5 steps = 12.5 steps = 3.12 epochs of 4 steps
+    assert line == "GFMJump: 1/2 jumps accepted; forecast 12.5 steps (3.12 epochs) ahead in total (nominal)"
+    assert line in caplog.messages
+
+
+def test_parameters_outside_the_optimizer_are_not_moved():
+    x, y, _, _ = digits(128)
+
+    def run(**options):
+        model = mlp()
+        head = torch.optim.SGD(model[2].parameters(), lr=0.1)  # the body keeps requires_grad=True
+        jump = GFMJump(FixedForecaster(None), unit="epoch", mode="far", n=1, horizon=3, **options)
+        body0 = model[0].weight.detach().clone()
+        jump.forecaster = _PlusOne()
+        jump.attach(model, head)
+        train_epoch(model, head, x, y, 0)  # the body gets gradients but no optimizer step
+        assert torch.equal(model[0].weight, body0)
+        rec = jump.on_epoch_end(0)
+        return model, body0, rec, jump
+
+    model, body0, rec, jump = run()
+    assert rec.accepted and jump.recorder.spec.names == ["2.weight", "2.bias"]
+    assert torch.equal(model[0].weight, body0)  # not moved
+    model, body0, rec, jump = run(include_unoptimized=True)
+    assert rec.accepted and "0.weight" in jump.recorder.spec.names
+    assert torch.equal(model[0].weight, body0 + 1.0)  # moved with the rest
+
+
+class _PlusOne:
+    expected_dim = None
+
+    def forecast(self, prefix, m, *, spec=None):
+        return prefix[-1] + 1.0
+
+
+def test_a_swap_seen_at_the_next_snapshot_restarts_the_window(caplog):
+    x, y, _, _ = digits(128)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    jump = GFMJump(LinearExtrapolationForecaster(), unit="epoch", n=2, horizon=2, every=2).attach(model, opt)
+    train_epoch(model, opt, x, y, 0)
+    jump.on_epoch_end(0)
+    model.append(nn.Linear(10, 10))  # a layer appended; its parameters are not in the optimizer
+    opt.add_param_group({"params": model[3].parameters()})
+    with caplog.at_level(logging.WARNING):
+        assert jump.on_epoch_end(1) is None
+    assert any("'3.weight' was added" in m for m in caplog.messages)
+    assert jump.recorder.steps == [2] and "3.weight" in jump.recorder.spec.names
+
+
+def test_changes_after_attach_restart_the_window(caplog):
+    x, y, _, _ = digits(128)
+    model = mlp()
+    model[0].weight.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    jump = GFMJump(LinearExtrapolationForecaster(), unit="epoch", n=2, horizon=2, every=2).attach(model, opt)
+    train_epoch(model, opt, x, y, 0)
+    jump.on_epoch_end(0)
+    assert jump.recorder.steps == [0, 1]
+    # A layer unfrozen (and the optimizer recreated over all parameters).
+    model[0].weight.requires_grad_(True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    jump.use_optimizer(opt)
+    assert jump.optimizer is opt and "0.weight" in jump.recorder.spec.names
+    assert jump.recorder.steps == [1]  # the window restarted at the current weights
+    with caplog.at_level(logging.WARNING):
+        train_epoch(model, opt, x, y, 1)
+        jump.on_epoch_end(1)
+        # A module swapped for a fresh one of the same shape (detected here by use_optimizer,
+        # else at the next snapshot).
+        model[2] = nn.Linear(32, 10)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        jump.use_optimizer(opt)
+    assert any("was unfrozen" in m for m in caplog.messages)
+    assert any("'2.weight' was replaced (a module swapped)" in m for m in caplog.messages)
+    assert jump.recorder.steps == [2]
+    for epoch in range(2, 6):
+        train_epoch(model, opt, x, y, epoch)
+        jump.on_epoch_end(epoch)
+    # Two fresh snapshots after the swap (n=2), then a jump every P=2 snapshots.
+    assert [r.step for r in jump.history] == [4, 6] and all(r.accepted for r in jump.history)
+    # Attaching twice is refused; reset() starts a new run.
+    with pytest.raises(RuntimeError, match="attached already.*jump.reset"):
+        jump.attach(model, opt)
+    jump.reset().attach(model, opt)
+    assert jump.history == [] and jump.recorder.steps == [0]
+
+
+def test_a_file_path_as_forecaster_points_to_pretrained_forecaster(tmp_path):
+    with pytest.raises(TypeError, match=r"not a file path.*pretrained_forecaster\('.*f.safetensors'\)"):
+        GFMJump(str(tmp_path / "f.safetensors"))
+    with pytest.raises(TypeError, match="pretrained_forecaster"):
+        GFMJump(tmp_path / "f.safetensors")
