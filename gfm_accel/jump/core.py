@@ -212,6 +212,8 @@ class GFMJump:
         forecaster = self._resolve_forecaster()
         spec = self._spec_for(model, optimizer)
         self._check_dim(forecaster, spec)
+        if self._saved_state is not None:
+            start = 0  # the saved state knows where the run stands
         check_total_and_start(total, start)
         resuming = self._saved_state is None and start > 0
         if resuming:

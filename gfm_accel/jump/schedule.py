@@ -261,11 +261,12 @@ def check_total_and_start(total: Any, start: Any) -> None:
     """Validate a planned length and a start counter.
 
     Raises:
-        ValueError: ``total`` not a positive int, ``start`` negative or not before ``total``.
+        ValueError: ``total`` not a positive int, ``start`` negative or past ``total``
+            (``start == total``, a finished run, is allowed: no jump fits).
     """
     if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
         raise ValueError(f"total must be a positive integer (planned epochs or steps), got {total!r}")
     if isinstance(start, bool) or not isinstance(start, int) or start < 0:
         raise ValueError(f"start must be an integer >= 0 (epochs or steps already done), got {start!r}")
-    if total is not None and start >= total:
+    if total is not None and start > total:
         raise ValueError(f"start={start} is not before the planned end total={total}")

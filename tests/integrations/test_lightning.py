@@ -261,3 +261,163 @@ def test_callback_added_to_a_resumed_run_starts_observing_there(tmp_path, caplog
     # w_0 = the weights after 2 epochs (step index 2); the target counts from there: 6 - 2 = 4.
     assert [(r.step, r.m, r.accepted) for r in jump.history] == [(4, 4, True)]
     assert jump.core.recorder.steps == [2, 3, 4]
+
+
+# ---------------------------------------------------------------- a new user's first runs (issue 16)
+def _history(cb) -> list[dict]:
+    return [{k: v for k, v in r.to_dict().items() if not k.endswith("seconds")} for r in cb.history]
+
+
+def _periodic(unit: str) -> GFMJump:
+    # epoch unit: jumps due at epochs 2, 4, 6; step unit (4 steps per epoch): at steps 3, 6, 9, ...
+    steps = dict(unit="step", every_n_steps=1, every=3) if unit == "step" else dict(unit="epoch", every=2)
+    return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=2, tolerance=1.0,
+                   optimizer_state="keep", **steps)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Reference runs of 8 epochs (4 steps each) that write checkpoints at every epoch boundary twice:
+    after the epoch's last batch (``every_n_train_steps=4``, before ``on_train_epoch_end``) and
+    after validation (``every_n_epochs=1``)."""
+    out = {}
+    for unit in ("epoch", "step"):
+        d = tmp_path_factory.mktemp(f"ref_{unit}")
+        cb = _periodic(unit)
+        savers = [ModelCheckpoint(dirpath=str(d / "steps"), save_top_k=-1, every_n_train_steps=4),
+                  ModelCheckpoint(dirpath=str(d / "epochs"), save_top_k=-1, every_n_epochs=1)]
+        module = _module(momentum=0.9)
+        _trainer(d, [cb, *savers], max_epochs=8, enable_checkpointing=True).fit(module, *_loaders())
+        out[unit] = (d, _history(cb), flat_params(module))
+    return out
+
+
+@pytest.mark.parametrize(
+    "unit, ckpt",
+    [
+        ("epoch", "steps/epoch=1-step=8.ckpt"),  # after the last batch of the epoch whose end jumps
+        ("epoch", "epochs/epoch=1-step=8.ckpt"),  # after validation, before on_train_epoch_end
+        ("epoch", "steps/epoch=2-step=12.ckpt"),  # cooldown: the window restarted at epoch 2
+        ("step", "steps/epoch=0-step=4.ckpt"),  # cooldown: the window restarted at step 3
+        ("step", "steps/epoch=1-step=8.ckpt"),  # mid-window (snapshots 6, 7, 8; the jump at 9)
+        ("step", "steps/epoch=2-step=12.ckpt"),  # the step of a jump
+    ],
+)
+def test_resume_at_epoch_boundaries_matches_the_uninterrupted_run_bit_for_bit(tmp_path, uninterrupted, unit, ckpt):
+    # Mid-epoch checkpoints are not covered: Lightning 2.x restarts a plain DataLoader's epoch
+    # from its first batch, so even a run without GFMJump does not resume bit for bit there
+    # (docs/integrations.md).
+    ref_dir, ref_history, ref_weights = uninterrupted[unit]
+    assert sum(h["accepted"] for h in ref_history) >= 2
+    cb = _periodic(unit)
+    module = _module(seed=5, momentum=0.9)
+    _trainer(tmp_path, [cb], max_epochs=8).fit(module, *_loaders(), ckpt_path=str(ref_dir / ckpt))
+    assert _history(cb) == ref_history
+    assert torch.equal(flat_params(module), ref_weights)
+
+
+def test_resume_from_the_final_checkpoint_without_a_jump_state(tmp_path, uninterrupted, caplog):
+    ref_dir, _, ref_weights = uninterrupted["epoch"]
+    cb = _periodic("epoch")
+    module = _module(seed=5, momentum=0.9)
+    state = torch.load(ref_dir / "steps/epoch=7-step=32.ckpt", weights_only=True)  # before the last epoch end
+    state["callbacks"] = {}
+    torch.save(state, tmp_path / "no_state.ckpt")
+    with caplog.at_level("WARNING"):
+        _trainer(tmp_path, [cb], max_epochs=8).fit(module, *_loaders(), ckpt_path=str(tmp_path / "no_state.ckpt"))
+    assert any("too little of the resumed run is left" in m for m in caplog.messages)
+    assert cb.history == [] and torch.equal(flat_params(module), ref_weights)
+
+
+class _Noisy(Regressor):
+    """Dropout in training: every step draws from the global torch RNG."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Dropout(0.3),
+                                       torch.nn.Linear(16, 1))
+
+
+def test_no_global_rng_consumed_by_the_callback(tmp_path):
+    class NaN:
+        expected_dim = None
+
+        def forecast(self, prefix, m, *, spec=None):
+            return torch.full_like(prefix[-1], float("nan"))
+
+    torch.manual_seed(0)
+    plain = _Noisy()
+    _trainer(tmp_path / "a", [], max_epochs=4).fit(plain, *_loaders())
+    torch.manual_seed(0)
+    with_cb = _Noisy()
+    cb = GFMJump(forecaster=NaN(), mode="periodic", n=1, horizon=1, every=1, unit="epoch")
+    _trainer(tmp_path / "b", [cb], max_epochs=4).fit(with_cb, *_loaders())
+    assert [r.reason for r in cb.history] == ["skipped: forecast NaN/Inf"] * 3
+    assert torch.equal(flat_params(plain), flat_params(with_cb))
+
+
+def test_validation_step_without_a_loss_fails_before_training(tmp_path):
+    seen = Probe()
+    trainer = _trainer(tmp_path, [GFMJump(forecaster=LinearExtrapolationForecaster(), unit="epoch"), seen], max_epochs=3)
+    with pytest.raises(ValueError, match="validation_step returned no loss; return the loss tensor"):
+        trainer.fit(_module(returns_loss=False), *_loaders())
+    assert trainer.global_step == 0 and 0 not in seen.weights  # no epoch ran
+
+
+def test_guard_evaluations_leave_the_logged_validation_metrics_alone(tmp_path):
+    logged = []
+
+    class Spy(Callback):
+        def on_validation_epoch_end(self, trainer, pl_module):
+            logged.append(float(trainer.callback_metrics["val_loss"]))
+
+    from gfm_accel.forecast.simple import LastValueForecaster
+
+    # w_hat = w_n: accepted jumps that leave the weights as they are, so any difference in the
+    # logged val_loss could only come from the guard's own validation_step calls.
+    jump = GFMJump(forecaster=LastValueForecaster(), mode="periodic", n=1, horizon=1, every=1,
+                   unit="epoch", tolerance=1.0)
+    plain_logged = []
+
+    class PlainSpy(Callback):
+        def on_validation_epoch_end(self, trainer, pl_module):
+            plain_logged.append(float(trainer.callback_metrics["val_loss"]))
+
+    _trainer(tmp_path / "j", [jump, Spy()], max_epochs=3).fit(_module(), *_loaders())
+    _trainer(tmp_path / "p", [PlainSpy()], max_epochs=3).fit(_module(), *_loaders())
+    # The guard's validation_step calls (attach check, before and after each jump) logged nothing.
+    assert logged == plain_logged and len(logged) == 3
+    assert [r.accepted for r in jump.history] == [True, True]
+
+
+def test_summary_short_run_warning_and_second_fit(tmp_path, caplog):
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", guard=False)
+    with caplog.at_level("INFO", logger="gfm_accel.jump.core"):
+        _trainer(tmp_path, [jump], max_epochs=4).fit(_module(), *_loaders())
+        _trainer(tmp_path, [jump], max_epochs=4).fit(_module(), *_loaders())
+    assert [(r.step, r.m) for r in jump.history] == [(2, 4)]  # the second fit is a new run
+    assert caplog.messages.count("GFMJump: 1/1 jumps accepted; forecast 2 epochs ahead in total (nominal)") == 2
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gfm_accel.jump.core"):
+        _trainer(tmp_path, [GFMJump(forecaster=LinearExtrapolationForecaster())], max_epochs=3).fit(_module(), *_loaders())
+    assert any("too short for any jump" in m and "at least 75 steps" in m for m in caplog.messages)
+
+
+def test_parameters_outside_the_optimizer_stay_put(tmp_path):
+    class HeadOnly(Regressor):
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.net[2].parameters(), lr=0.05)
+
+    class PlusOne:
+        expected_dim = None
+
+        def forecast(self, prefix, m, *, spec=None):
+            return prefix[-1] + 1.0
+
+    torch.manual_seed(0)
+    module = HeadOnly()
+    body = module.net[0].weight.detach().clone()
+    jump = GFMJump(forecaster=PlusOne(), mode="far", n=1, horizon=3, unit="epoch", guard=False)
+    _trainer(tmp_path, [jump], max_epochs=3).fit(module, *_loaders())
+    assert jump.history[0].accepted and jump.core.recorder.spec.names == ["net.2.weight", "net.2.bias"]
+    assert torch.equal(module.net[0].weight, body)
