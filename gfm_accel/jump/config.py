@@ -26,7 +26,18 @@ from typing import Any
 
 from .._config import JsonConfig
 
-__all__ = ["JumpConfig", "JumpRecord", "MODES", "UNITS", "OPTIMIZER_STATES", "SNAPSHOT_DTYPES"]
+__all__ = [
+    "JumpConfig",
+    "JumpRecord",
+    "MODES",
+    "UNITS",
+    "OPTIMIZER_STATES",
+    "SNAPSHOT_DTYPES",
+    "RECOMMENDED_HORIZON",
+    "RECOMMENDED_EVERY",
+    "RECOMMENDED_EVERY_N_STEPS",
+    "previous_defaults",
+]
 
 MODES = ("periodic", "far")
 UNITS = ("epoch", "step")
@@ -266,6 +277,25 @@ class JumpRecord(JsonConfig):
             f"{prefix}tries": float(len(self.alphas_tried)),
             f"{prefix}seconds": self.seconds,
         }
+
+
+def previous_defaults(n: int = 4, mode: str = "periodic") -> dict[str, Any]:
+    """The defaults :class:`JumpConfig` had before the recommended schedule became the default.
+
+    One snapshot per epoch, ``K = P = n`` in periodic mode, ``tolerance=0.01`` and
+    ``optimizer_state="reset"``. Code that relied on them (benchmarks whose numbers are
+    committed) passes them explicitly: ``JumpConfig(**{**previous_defaults(n, mode), **options})``.
+
+    Example:
+        >>> previous_defaults(2)
+        {'unit': 'epoch', 'tolerance': 0.01, 'optimizer_state': 'reset', 'horizon': 2, 'every': 2}
+        >>> previous_defaults(4, "far")
+        {'unit': 'epoch', 'tolerance': 0.01, 'optimizer_state': 'reset'}
+    """
+    out: dict[str, Any] = {"unit": "epoch", "tolerance": 0.01, "optimizer_state": "reset"}
+    if mode == "periodic":
+        out.update(horizon=n, every=n)
+    return out
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -79,3 +79,13 @@ def test_record_round_trip_and_log_dict():
     logd = r.log_dict()
     assert logd["gfm/accepted"] == 1.0 and logd["gfm/alpha"] == 0.5 and logd["gfm/loss_after"] == 0.9
     assert logd["gfm/tries"] == 2.0
+
+
+def test_previous_defaults_rebuild_the_old_behaviour():
+    from gfm_accel.jump.config import previous_defaults
+
+    old = JumpConfig(**{**previous_defaults(3), "n": 3})
+    assert (old.unit, old.tolerance, old.optimizer_state) == ("epoch", 0.01, "reset")
+    assert old.periodic_horizon == 3 and old.periodic_every == 3
+    far = JumpConfig(mode="far", **previous_defaults(4, "far"))
+    assert far.horizon is None and far.unit == "epoch"
