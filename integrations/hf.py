@@ -174,7 +174,9 @@ class GFMJump(TrainerCallback):
         return self.core.config
 
     # ----------------------------------------------------------------- events
-    def on_train_begin(self, args, state, control, model=None, optimizer=None, train_dataloader=None, **kwargs):
+    def on_train_begin(
+        self, args, state, control, model=None, optimizer=None, train_dataloader=None, lr_scheduler=None, **kwargs
+    ):
         if model is None:
             raise ValueError("GFMJump: the Trainer passed no model to on_train_begin")
         self._is_main = bool(state.is_world_process_zero)
@@ -205,6 +207,9 @@ class GFMJump(TrainerCallback):
             total=total,
             bn_loader=train_dataloader,
             start=0 if state_file is not None else epochs_done if unit == "epoch" else int(state.global_step),
+            # the Trainer steps its scheduler after every optimizer step
+            lr_scheduler=lr_scheduler,
+            lr_steps_per_snapshot=self.core.config.every_n_steps if unit == "step" else self._steps_per_epoch,
         )
         # A checkpoint written at the last step of an epoch precedes that epoch's on_epoch_end,
         # which the resumed Trainer does not replay.

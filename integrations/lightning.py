@@ -146,6 +146,7 @@ class GFMJump(Callback):
             total=total,
             bn_loader=trainer.train_dataloader if self.core.config.refresh_bn_batches > 0 else None,
             start=int(trainer.current_epoch) if unit == "epoch" else int(trainer.global_step),
+            **self._lr_schedule(trainer),
         )
         self._log(self.core.catch_up(int(trainer.current_epoch)), pl_module, on_step=False)
 
@@ -159,9 +160,22 @@ class GFMJump(Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.core.recorder is not None and trainer.is_global_zero:
-            batches = trainer.num_training_batches
-            steps = None if batches in (None, float("inf")) else max(int(batches) // trainer.accumulate_grad_batches, 1)
-            self.core.on_train_end(steps)
+            self.core.on_train_end(_steps_per_epoch(trainer))
+
+    def _lr_schedule(self, trainer) -> dict[str, Any]:
+        """The first scheduler of ``configure_optimizers`` and its steps per snapshot (for ``lr_horizon``)."""
+        configs = getattr(trainer, "lr_scheduler_configs", None) or []
+        if not configs:
+            return {}
+        cfg, jump = configs[0], self.core.config
+        steps_per_epoch = _steps_per_epoch(trainer)
+        if cfg.interval == "step":
+            per = jump.every_n_steps if jump.unit == "step" else steps_per_epoch
+        else:  # stepped once per epoch
+            per = 1 if jump.unit == "epoch" else (jump.every_n_steps / steps_per_epoch if steps_per_epoch else None)
+        if per is None:
+            return {"lr_scheduler": cfg.scheduler}
+        return {"lr_scheduler": cfg.scheduler, "lr_steps_per_snapshot": per / max(cfg.frequency, 1)}
 
     def _follow_optimizer(self, trainer) -> None:
         if self.core.recorder is not None and trainer.optimizers:
@@ -234,3 +248,11 @@ class GFMJump(Callback):
         pl_module.log_dict(
             metrics, on_step=on_step, on_epoch=not on_step, prog_bar=False, logger=has_logger, sync_dist=distributed
         )
+
+
+def _steps_per_epoch(trainer) -> int | None:
+    """Optimizer steps per epoch (None when the loader has no length)."""
+    batches = trainer.num_training_batches
+    if batches is None or batches == float("inf"):
+        return None
+    return max(int(batches) // trainer.accumulate_grad_batches, 1)

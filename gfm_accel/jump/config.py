@@ -108,6 +108,12 @@ class JumpConfig(JsonConfig):
             the optimizer given to :meth:`GFMJump.attach` does not update (default False:
             a parameter no optimizer step changes has no trajectory to forecast). Without
             an optimizer every trainable parameter is moved.
+        lr_horizon: count the horizon in summed learning rate (default False): with a
+            learning-rate scheduler given to :meth:`GFMJump.attach` (the adapters pass the
+            framework's), each jump covers the fraction ``r`` = (sum of the next ``S``
+            learning rates) / (``S`` x the current one) of the forecast, ``S`` the optimizer
+            steps its ``K`` snapshots span (:mod:`gfm_accel.jump.lr`). Off by default: the
+            recommended configuration was measured without it.
         snapshot_dtype: storage dtype of the recorded snapshots, ``"float32"`` (default),
             ``"bfloat16"`` or ``"float16"`` (half the memory; the forecaster still gets
             float32, and the jump starts from the live weights, not a rounded snapshot).
@@ -134,6 +140,7 @@ class JumpConfig(JsonConfig):
     jump_past_end: bool = False
     include_frozen: bool = False
     include_unoptimized: bool = False
+    lr_horizon: bool = False
     snapshot_dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -157,6 +164,8 @@ class JumpConfig(JsonConfig):
                     f"every={self.every} must be >= n={self.n}: after a jump the window restarts at the "
                     f"jumped weights and needs n+1 fresh snapshots"
                 )
+        if not isinstance(self.lr_horizon, bool):
+            raise ValueError(f"lr_horizon must be True or False, got {self.lr_horizon!r}")
         if not isinstance(self.include_unoptimized, bool):
             raise ValueError(f"include_unoptimized must be True or False, got {self.include_unoptimized!r}")
         if self.every_n_steps is not None:
@@ -241,6 +250,8 @@ class JumpRecord(JsonConfig):
             ``"skipped: forecast NaN/Inf"``, ``"skipped: forecast has wrong size"``,
             ``"skipped: forecaster failed"``.
         jump_norm: ``||w_new - w_n||`` of the accepted jump (0.0 when none).
+        lr_ratio: the learning-rate factor ``r`` of ``lr_horizon`` that scaled the tried
+            fractions (1.0 without it); ``alphas_tried`` and ``alpha`` include it.
 
     Example:
         >>> r = JumpRecord(step=4, epoch=4, mode="far", n=4, m=20)
@@ -263,6 +274,7 @@ class JumpRecord(JsonConfig):
     guard_seconds: float = 0.0
     reason: str = ""
     jump_norm: float = 0.0
+    lr_ratio: float = 1.0
 
     def log_dict(self, prefix: str = "gfm/") -> dict[str, float]:
         """Scalar view for framework loggers (numbers only; NaN where undefined)."""
@@ -275,6 +287,7 @@ class JumpRecord(JsonConfig):
             f"{prefix}loss_before": self.loss_before if self.loss_before is not None else nan,
             f"{prefix}loss_after": self.losses_after[-1] if self.losses_after else nan,
             f"{prefix}tries": float(len(self.alphas_tried)),
+            f"{prefix}lr_ratio": float(self.lr_ratio),
             f"{prefix}seconds": self.seconds,
         }
 

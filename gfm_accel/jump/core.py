@@ -55,6 +55,7 @@ from .bn import refresh_batchnorm
 from .config import JumpConfig, JumpRecord
 from .forecasting import forecast_step
 from .guard import Backup, check_eval_fn, evaluate, search
+from .lr import future_lr_ratio
 from .outcome import Outcome
 from .rng import keep_global_rng
 from .schedule import JumpSchedule, check_total_and_start, far_target
@@ -130,6 +131,8 @@ class GFMJump:
         self.optimizer: torch.optim.Optimizer | None = None
         self.eval_fn: Callable[[nn.Module], float] | None = None
         self.bn_loader: Iterable | None = None
+        self.lr_scheduler: Any = None
+        self.lr_steps_per_snapshot: float | None = None
         self.active = True
         self._saved_state: dict[str, Any] | None = None
         self._binding: tuple | None = None
@@ -159,6 +162,7 @@ class GFMJump:
         self.schedule.total = None
         self.history = []
         self.recorder = self.model = self.optimizer = self.eval_fn = self.bn_loader = None
+        self.lr_scheduler = self.lr_steps_per_snapshot = None
         self.active = True
         self._saved_state = None
         self._binding = None
@@ -174,6 +178,8 @@ class GFMJump:
         total: int | None = None,
         bn_loader: Iterable | None = None,
         start: int = 0,
+        lr_scheduler: Any = None,
+        lr_steps_per_snapshot: float | None = None,
     ) -> "GFMJump":
         """Bind to a model (and optimizer) and record ``w_0``.
 
@@ -193,6 +199,10 @@ class GFMJump:
                 target is ``total - start`` (in snapshot units). Ignored when a saved state
                 is loaded. When too little of the run is left for ``n + 1`` fresh snapshots,
                 a warning says so and the events do nothing (:attr:`active` is False).
+            lr_scheduler: the run's learning-rate scheduler, for ``lr_horizon=True``.
+            lr_steps_per_snapshot: scheduler steps between two snapshots (default
+                ``every_n_steps`` with ``unit="step"``, 1 with ``unit="epoch"``: a scheduler
+                stepped once per epoch).
 
         Returns:
             ``self``.
@@ -224,10 +234,20 @@ class GFMJump:
             raise ValueError("guard=True needs eval_fn(model) -> float (the loss on held-out batches)")
         if cfg.refresh_bn_batches > 0 and bn_loader is None:
             raise ValueError(f"refresh_bn_batches={cfg.refresh_bn_batches} needs bn_loader= (training batches)")
+        if cfg.lr_horizon and lr_scheduler is None:
+            raise ValueError("lr_horizon=True needs attach(lr_scheduler=...) (the run's learning-rate scheduler)")
+        if lr_steps_per_snapshot is not None and not (
+            isinstance(lr_steps_per_snapshot, (int, float)) and lr_steps_per_snapshot > 0
+        ):
+            raise ValueError(f"lr_steps_per_snapshot must be a positive number, got {lr_steps_per_snapshot!r}")
         if eval_fn is not None and cfg.guard is not False:
             check_eval_fn(eval_fn, model, dist.comm_device(spec.check_model(model)[0].device))
         self.forecaster = forecaster
         self.model, self.optimizer, self.eval_fn, self.bn_loader = model, optimizer, eval_fn, bn_loader
+        self.lr_scheduler = lr_scheduler
+        if lr_steps_per_snapshot is None:
+            lr_steps_per_snapshot = cfg.every_n_steps if cfg.unit == "step" else 1
+        self.lr_steps_per_snapshot = float(lr_steps_per_snapshot)
         self.active = True
         self.recorder = self._new_recorder(model, spec)
         self._binding = self._fingerprint()
@@ -523,6 +543,7 @@ class GFMJump:
         outcome, forecast = forecast_step(self.forecaster, lambda: self.recorder.last(cfg.n + 1), m, spec, device)
         record.forecast_seconds = time.perf_counter() - t0
         if outcome is Outcome.OK:
+            record.lr_ratio = self._lr_ratio(m - cfg.n)
             # 2-4. back up, try the candidates, restore or accept
             t_guard = time.perf_counter()
             outcome = self._guarded_move(record, model, spec, params, forecast, device)
@@ -552,9 +573,8 @@ class GFMJump:
         if guarded:
             record.loss_before = loss_now()
         try:
-            result = search(
-                cfg.candidate_alphas(guarded), write, loss_now if guarded else None, record.loss_before, cfg.tolerance
-            )
+            alphas = [a * record.lr_ratio for a in cfg.candidate_alphas(guarded)]
+            result = search(alphas, write, loss_now if guarded else None, record.loss_before, cfg.tolerance)
         except BaseException:
             # eval_fn or the BatchNorm loader failed mid-jump: never leave the model jumped.
             backup.restore()
@@ -569,6 +589,17 @@ class GFMJump:
             backup.restore()
         model.train(was_training)
         return result.outcome
+
+    def _lr_ratio(self, snapshots_ahead: int) -> float:
+        """``r`` of ``lr_horizon`` for a forecast ``snapshots_ahead`` snapshots ahead (1.0 when off)."""
+        if not self.config.lr_horizon or self.lr_scheduler is None:
+            return 1.0
+        steps = max(1, round(snapshots_ahead * self.lr_steps_per_snapshot))
+        ratio = future_lr_ratio(self.lr_scheduler, steps)
+        if ratio is None:
+            _info("GFMJump: the learning-rate schedule cannot be simulated; the horizon is not rescaled")
+            return 1.0
+        return min(1.0, ratio)
 
     def _refresh_bn(self, model: nn.Module, device: torch.device) -> None:
         refresh_batchnorm(model, self.bn_loader, self.config.refresh_bn_batches)

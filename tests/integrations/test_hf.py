@@ -525,3 +525,17 @@ def test_a_second_train_with_the_same_callback_starts_a_new_run(tmp_path):
     trainer.train()
     trainer.train()
     assert [(r.step, r.m) for r in jump.history] == [(2, 3)]  # the second run's own jump only
+
+
+def test_lr_horizon_with_the_trainers_linear_schedule(tmp_path):
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), n=2, horizon=2, every=2, every_n_steps=2,
+                   guard=False, lr_horizon=True, max_jumps=1)
+    trainer = _trainer(tmp_path, [jump], max_steps=20, eval_strategy="no")
+    trainer.train()
+    # HF's default schedule: linear decay to 0 over 20 steps, stepped after every optimizer
+    # step. The jump after step 4 forecasts K=2 snapshots = 4 steps ahead, whose rates are
+    # lr0 * (16, 15, 14, 13) / 20; the current one lr0 * 16 / 20.
+    (rec,) = jump.history
+    assert rec.step == 4 and rec.lr_ratio == pytest.approx((16 + 15 + 14 + 13) / (4 * 16), rel=1e-9)
+    assert rec.alpha == pytest.approx(rec.lr_ratio) and rec.accepted
+    assert _jump_logs(trainer)[0]["gfm/lr_ratio"] == pytest.approx(rec.lr_ratio)

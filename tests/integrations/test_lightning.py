@@ -421,3 +421,37 @@ def test_parameters_outside_the_optimizer_stay_put(tmp_path):
     _trainer(tmp_path, [jump], max_epochs=3).fit(module, *_loaders())
     assert jump.history[0].accepted and jump.core.recorder.spec.names == ["net.2.weight", "net.2.bias"]
     assert torch.equal(module.net[0].weight, body)
+
+
+def test_lr_horizon_with_a_lightning_step_scheduler(tmp_path):
+    class Decaying(Regressor):
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=0.05)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / 16))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), n=2, horizon=2, every=2, every_n_steps=2,
+                   guard=False, lr_horizon=True, max_jumps=1)
+    torch.manual_seed(0)
+    _trainer(tmp_path, [jump], max_epochs=4).fit(Decaying(), *_loaders())
+    # 4 steps per epoch; the jump after step 4 looks 4 steps ahead: rates (12, 11, 10, 9) / 16
+    # of lr0 against the current 12 / 16.
+    (rec,) = jump.history
+    assert rec.step == 4 and rec.lr_ratio == pytest.approx((12 + 11 + 10 + 9) / (4 * 12), rel=1e-9)
+    assert rec.accepted and rec.alpha == pytest.approx(rec.lr_ratio)
+
+
+def test_lr_horizon_with_an_epoch_scheduler_and_epoch_snapshots(tmp_path):
+    class StepDecay(Regressor):
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=0.05)
+            return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)}
+
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), unit="epoch", n=2, horizon=2, every=2,
+                   guard=False, lr_horizon=True, max_jumps=1)
+    torch.manual_seed(0)
+    _trainer(tmp_path, [jump], max_epochs=6).fit(StepDecay(), *_loaders())
+    # Stepped once per epoch. The jump at the end of epoch index 1 looks 2 epochs ahead:
+    # epochs 2 and 3 run at lr0 and lr0 / 2 (StepLR halves after 3 epochs): r = (1 + 0.5) / 2.
+    (rec,) = jump.history
+    assert rec.step == 2 and rec.lr_ratio == pytest.approx(0.75, rel=1e-9)

@@ -374,3 +374,72 @@ def test_a_file_path_as_forecaster_points_to_pretrained_forecaster(tmp_path):
         GFMJump(str(tmp_path / "f.safetensors"))
     with pytest.raises(TypeError, match="pretrained_forecaster"):
         GFMJump(tmp_path / "f.safetensors")
+
+
+# ---------------------------------------------------------------- learning-rate schedules (issue 14)
+def _linear_decay(opt, total):
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
+
+
+@pytest.mark.parametrize("lr_horizon", [False, True])
+def test_lr_horizon_scales_the_jump_by_the_summed_future_learning_rate(lr_horizon):
+    x, y, _, _ = digits(128)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = _linear_decay(opt, 100)
+    jump = GFMJump(LinearExtrapolationForecaster(), n=1, horizon=2, every=2, every_n_steps=5, guard=False,
+                   lr_horizon=lr_horizon)
+    jump.attach(model, opt, total=100, lr_scheduler=sched)
+    snaps, rec = {0: _snap(model)}, None
+    for step in range(1, 11):
+        idx = torch.arange(16) + 16 * (step % 8)
+        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 5 == 0:
+            snaps[step] = _snap(model)
+        rec = jump.on_step_end(step) or rec
+    # The jump after step 10 forecasts K=2 snapshots = 10 steps ahead; the learning rates of
+    # those steps are 0.1 * (90, 89, ..., 81) / 100, the current one 0.1 * 90 / 100.
+    r = sum(range(81, 91)) / (10 * 90) if lr_horizon else 1.0
+    assert rec.step == 10 and rec.lr_ratio == pytest.approx(r, rel=1e-12) and rec.alpha == pytest.approx(r)
+    w5, w10 = snaps[5], snaps[10]
+    expected = w10 + r * 2 * (w10 - w5)
+    torch.testing.assert_close(_snap(model), expected, rtol=0, atol=1e-6)
+    # The live scheduler and optimizer were not stepped by the simulation.
+    assert sched.last_epoch == 10 and opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.9)
+
+
+def test_lr_horizon_needs_a_scheduler_and_skips_plateau_schedules(caplog):
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="lr_horizon=True needs attach.lr_scheduler"):
+        GFMJump(LastValueForecaster(), lr_horizon=True).attach(model, opt)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    jump = GFMJump(LastValueForecaster(), n=1, horizon=1, every=1, unit="epoch", guard=False, lr_horizon=True)
+    jump.attach(model, opt, lr_scheduler=plateau)
+    with caplog.at_level(logging.INFO, logger="gfm_accel.jump.core"):
+        rec = jump.on_epoch_end(0)
+    assert rec.lr_ratio == 1.0 and any("cannot be simulated" in m for m in caplog.messages)
+
+
+def test_future_lr_ratio_follows_sequential_and_step_schedules():
+    from gfm_accel.jump.lr import future_lr_ratio
+
+    opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=1.0)
+    warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.5, total_iters=2)
+    step = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+    seq = torch.optim.lr_scheduler.SequentialLR(opt, [warm, step], milestones=[2])
+    lrs = []
+    probe_opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=1.0)
+    p_warm = torch.optim.lr_scheduler.LinearLR(probe_opt, start_factor=0.5, total_iters=2)
+    p_step = torch.optim.lr_scheduler.StepLR(probe_opt, step_size=2, gamma=0.1)
+    p_seq = torch.optim.lr_scheduler.SequentialLR(probe_opt, [p_warm, p_step], milestones=[2])
+    for _ in range(6):
+        lrs.append(probe_opt.param_groups[0]["lr"])
+        probe_opt.step()
+        p_seq.step()
+    assert future_lr_ratio(seq, 6) == pytest.approx(sum(lrs) / (6 * lrs[0]))
+    assert opt.param_groups[0]["lr"] == lrs[0] and seq.last_epoch == 0  # the live schedule is untouched
