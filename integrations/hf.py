@@ -3,7 +3,7 @@
 Usage::
 
     from gfm_accel.integrations.hf import GFMJump
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4)
+    jump = GFMJump()        # the shipped forecaster, the recommended schedule (docs/jump.md)
     trainer.add_callback(jump)
     trainer.train()
     jump.history            # list[JumpRecord]; also in trainer.state.log_history
@@ -14,11 +14,13 @@ The adapter holds no jump logic: it composes a framework-free
 ========================  ===============================================================
 Trainer event             core call
 ========================  ===============================================================
-``on_train_begin``        ``core.attach(model, optimizer, eval_fn=..., total=..., bn_loader=...)``;
-                          on a resumed run, then ``core.load_state(<checkpoint>/gfm_jump_state.safetensors)``
-``on_epoch_end``          ``core.on_epoch_end(epoch)`` (``unit="epoch"``)
-``on_step_end``           ``core.on_step_end(global_step)`` (``unit="step"``)
+``on_train_begin``        on a resumed run ``core.load_state(<checkpoint>/gfm_jump_state.safetensors)``;
+                          ``core.attach(model, optimizer, eval_fn=..., total=..., bn_loader=...,
+                          lr_scheduler=...)``; ``core.catch_up(epochs done)``
+``on_epoch_end``          ``core.use_optimizer(...)``; ``core.on_epoch_end(epoch)``
+``on_step_end``           ``core.use_optimizer(...)``; ``core.on_step_end(global_step)``
 ``on_save``               ``core.save_state(<checkpoint>/gfm_jump_state.safetensors)`` (saving rank only)
+``on_train_end``          ``core.on_train_end(steps_per_epoch)`` (the summary line)
 ========================  ===============================================================
 
 Design choices (see ``docs/integrations.md``):

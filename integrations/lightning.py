@@ -3,7 +3,7 @@
 Usage::
 
     from gfm_accel.integrations.lightning import GFMJump
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4)
+    jump = GFMJump()        # the shipped forecaster, the recommended schedule (docs/jump.md)
     trainer = lightning.Trainer(max_epochs=20, callbacks=[jump])
     trainer.fit(module, train_loader, val_loader)
     jump.history            # list[JumpRecord]; also logged as gfm/* metrics
@@ -14,9 +14,11 @@ and only translates hooks:
 ===========================  ==============================================================
 Lightning hook               core call
 ===========================  ==============================================================
-``on_train_start``           ``core.attach(pl_module, optimizer, eval_fn=..., total=..., bn_loader=...)``
-``on_train_epoch_end``       ``core.on_epoch_end(trainer.current_epoch)`` (``unit="epoch"``)
-``on_train_batch_end``       ``core.on_step_end(trainer.global_step)`` (``unit="step"``)
+``on_train_start``           ``core.attach(pl_module, optimizer, eval_fn=..., total=..., bn_loader=...,
+                             lr_scheduler=...)``; ``core.catch_up(trainer.current_epoch)``
+``on_train_epoch_end``       ``core.use_optimizer(...)``; ``core.on_epoch_end(trainer.current_epoch)``
+``on_train_batch_end``       ``core.use_optimizer(...)``; ``core.on_step_end(trainer.global_step)``
+``on_train_end``             ``core.on_train_end(steps_per_epoch)`` (the summary line)
 ``state_dict``               ``core.state_dict()`` (saved in the ``.ckpt`` by Lightning)
 ``load_state_dict``          ``core.load_state_dict(...)``, applied at the next ``attach``
 ===========================  ==============================================================
@@ -27,12 +29,14 @@ Design choices (see ``docs/integrations.md``):
   ``trainer.max_steps`` (or ``trainer.estimated_stepping_batches`` when ``max_steps=-1``)
   for ``unit="step"``.
 * **Guard data**: a user ``eval_fn(model) -> float``; else the first ``eval_batches``
-  batches of the Trainer's validation dataloader (taken once, at the first jump, and
-  reused, so every jump is judged on the same batches). The loss is what
-  ``pl_module.validation_step(batch, batch_idx)`` returns (a tensor, or a dict with
-  ``"loss"``); ``self.log`` calls inside it are silenced during guard evaluations so that
-  they do not pollute the epoch's validation metrics. A ``validation_step`` that returns
-  nothing is a clear error asking for ``eval_fn=``. No validation data: no guard.
+  batches of the Trainer's validation dataloader (taken once, at ``on_train_start``, the
+  global RNG left alone, and reused, so every jump is judged on the same batches). The
+  loss is what ``pl_module.validation_step(batch, batch_idx)`` returns (a tensor, or a dict
+  with ``"loss"``); while the guard evaluates, the module is detached from its Trainer
+  (the public ``trainer`` setter), so its ``self.log`` calls record nothing and do not
+  pollute the epoch's validation metrics. The core calls the guard once at attach: a
+  ``validation_step`` that returns nothing is a ``ValueError`` before the first step,
+  asking to return the loss (or pass ``eval_fn=``). No validation data: no guard (a WARNING).
 * **Resume: snapshots stay in the callback state dict**, i.e. inside Lightning's ``.ckpt``.
   The ``.ckpt`` is Lightning's own ``torch.save`` file that already holds the model and the
   optimizer (Adam: two more vectors of size D); the ``n + 1`` snapshots are of the same

@@ -247,8 +247,9 @@ class JumpRecord(JsonConfig):
         forecast_seconds: time spent in the forecaster (and the broadcast under DDP).
         guard_seconds: time spent evaluating (and refreshing BatchNorm).
         reason: ``"accepted"``, ``"accepted (no guard)"``, ``"rejected: loss rose"``,
+            ``"rejected: guard loss before the jump is not finite"``,
             ``"skipped: forecast NaN/Inf"``, ``"skipped: forecast has wrong size"``,
-            ``"skipped: forecaster failed"``.
+            ``"skipped: forecaster failed"`` (:class:`~gfm_accel.jump.outcome.Outcome`.reason).
         jump_norm: ``||w_new - w_n||`` of the accepted jump (0.0 when none).
         lr_ratio: the learning-rate factor ``r`` of ``lr_horizon`` that scaled the tried
             fractions (1.0 without it); ``alphas_tried`` and ``alpha`` include it.

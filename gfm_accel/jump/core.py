@@ -2,8 +2,11 @@
 
 A plain torch loop calls :meth:`GFMJump.on_epoch_end` once per epoch (or
 :meth:`GFMJump.on_step_end` after every optimizer step with ``unit="step"``); the Hugging
-Face and Lightning adapters translate their events into the same two calls. All logic
-lives here.
+Face and Lightning adapters translate their events into the same calls. All policy lives
+here; the pieces are modules of their own: :mod:`~gfm_accel.jump.schedule` (counters, when
+a jump is due, its target ``m``), :mod:`~gfm_accel.jump.forecasting` (step 1-2 below),
+:mod:`~gfm_accel.jump.guard` (steps 3-4), :mod:`~gfm_accel.jump.outcome`, and
+:mod:`~gfm_accel.jump.lr` (``lr_horizon``). :meth:`GFMJump._jump` strings them together.
 
 A jump, step by step (Sections 4.3-4.4 of the paper for the forecast itself):
 
@@ -31,7 +34,11 @@ Design choices where the paper is silent:
 * After an accepted periodic jump the recorder is cleared and the jumped weights become the
   next window's ``w_0`` (recorded at the same step index).
 * ``eval_fn`` is called under ``torch.no_grad()`` and the model's train/eval mode is
-  restored after every call.
+  restored after every call; it is called once at :meth:`GFMJump.attach`, so a bad guard
+  set-up fails before training.
+* Only parameters the optimizer updates are moved (``include_unoptimized``); a model or
+  optimizer changed after attach restarts the window (:meth:`GFMJump.use_optimizer`).
+* Nothing here consumes global RNG state (:func:`~gfm_accel.jump.rng.keep_global_rng`).
 """
 
 from __future__ import annotations
