@@ -443,3 +443,23 @@ def test_future_lr_ratio_follows_sequential_and_step_schedules():
         p_seq.step()
     assert future_lr_ratio(seq, 6) == pytest.approx(sum(lrs) / (6 * lrs[0]))
     assert opt.param_groups[0]["lr"] == lrs[0] and seq.last_epoch == 0  # the live schedule is untouched
+
+
+def test_the_default_forecaster_is_loaded_at_attach_without_touching_the_global_rng():
+    import subprocess
+    import sys
+
+    code = (
+        "import random, numpy as np, torch\n"
+        "from gfm_accel.jump import GFMJump\n"
+        "m = torch.nn.Linear(4, 2); opt = torch.optim.SGD(m.parameters(), lr=0.1)\n"
+        "a, n, p = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()\n"
+        "j = GFMJump().attach(m, opt, total=200)  # the first load of the shipped forecaster\n"
+        "print('SAME', torch.equal(a, torch.get_rng_state()), bool((n == np.random.get_state()[1]).all()),"
+        " p == random.getstate(), type(j.forecaster).__name__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    if "no forecaster given" in proc.stderr or "FileFormatError" in proc.stderr:
+        pytest.skip("the shipped forecaster is not available here")
+    assert proc.returncode == 0, proc.stderr
+    assert "SAME True True True" in proc.stdout, proc.stdout
