@@ -269,8 +269,7 @@ class GFMJump:
             self.active = False
             return self
         self.schedule.begin(total, start)
-        with keep_global_rng():
-            self.recorder.record(self.schedule.counter)
+        self.recorder.record(self.schedule.counter)
         self._warn_guard_off()
         self._warn_too_short()
         return self
@@ -389,8 +388,7 @@ class GFMJump:
         self.recorder = self._new_recorder(self.model, spec)
         self.schedule.seg = 0
         self.schedule.start = self.schedule.counter
-        with keep_global_rng():
-            self.recorder.record(self.schedule.counter)
+        self.recorder.record(self.schedule.counter)
 
     def _room_from(self, total: int | None, start: int) -> bool:
         probe = JumpSchedule(self.config)
@@ -462,8 +460,7 @@ class GFMJump:
         self._check_binding()
         if self._binding is not before:
             return None  # the window restarted at this step
-        with keep_global_rng():
-            self.recorder.record(step, loss=loss)
+        self.recorder.record(step, loss=loss)  # a copy of the weights: draws no random numbers
         if not self.schedule.snapshot_taken(len(self.recorder)):
             return None
         return self.maybe_jump()
