@@ -11,18 +11,7 @@ from gfm_accel.forecast.simple import LastValueForecaster, LinearExtrapolationFo
 from gfm_accel.jump import GFMJump, refresh_batchnorm
 from gfm_accel.params import ParamSpec, flatten_params
 
-from _jump_helpers import (
-    FarAwayForecaster,
-    FixedForecaster,
-    NaNForecaster,
-    RaisingForecaster,
-    WrongSizeForecaster,
-    bn_mlp,
-    digits,
-    eval_loss_fn,
-    mlp,
-    train_epoch,
-)
+from _jump_helpers import FixedForecaster, bn_mlp, digits, eval_loss_fn, mlp, train_epoch
 
 
 def _snap(model):

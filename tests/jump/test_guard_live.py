@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from gfm_accel.forecast.simple import LastValueForecaster, LinearExtrapolationForecaster
-from gfm_accel.jump import GFMJump, refresh_batchnorm
-from gfm_accel.params import ParamSpec, flatten_params
+from gfm_accel.forecast.simple import LinearExtrapolationForecaster
+from gfm_accel.jump import GFMJump
+from gfm_accel.params import flatten_params
 
 from _jump_helpers import (
     FarAwayForecaster,

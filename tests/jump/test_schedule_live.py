@@ -1,28 +1,14 @@
 """The schedule through a live GFMJump: planned end, past-the-end targets, step units, max_jumps, resume offsets."""
 
-import copy
-import logging
-
 import pytest
 import torch
 from torch import nn
 
 from gfm_accel.forecast.simple import LastValueForecaster, LinearExtrapolationForecaster
-from gfm_accel.jump import GFMJump, refresh_batchnorm
-from gfm_accel.params import ParamSpec, flatten_params
+from gfm_accel.jump import GFMJump
+from gfm_accel.params import flatten_params
 
-from _jump_helpers import (
-    FarAwayForecaster,
-    FixedForecaster,
-    NaNForecaster,
-    RaisingForecaster,
-    WrongSizeForecaster,
-    bn_mlp,
-    digits,
-    eval_loss_fn,
-    mlp,
-    train_epoch,
-)
+from _jump_helpers import digits, mlp, train_epoch
 
 
 def _snap(model):
