@@ -145,8 +145,23 @@ class ParamSpec:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def from_model(cls, model: nn.Module, include_frozen: bool = False) -> "ParamSpec":
-        """Describe ``model``'s parameters (tied ones once, frozen ones only if asked)."""
+    def from_model(
+        cls, model: nn.Module, include_frozen: bool = False, only: Iterable[torch.Tensor] | None = None
+    ) -> "ParamSpec":
+        """Describe ``model``'s parameters (tied ones once, frozen ones only if asked).
+
+        Args:
+            model: the model.
+            include_frozen: also describe parameters with ``requires_grad=False``.
+            only: if given, describe only these parameter tensors (e.g. those an optimizer
+                updates), in the model's order.
+
+        Example:
+            >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+            >>> ParamSpec.from_model(net, only=net[1].parameters()).names
+            ['1.weight', '1.bias']
+        """
+        keep = None if only is None else {id(p) for p in only}
         owner: dict[int, tuple[nn.Module, str]] = {}
         for mname, module in model.named_modules():
             for pname, p in module.named_parameters(recurse=False):
@@ -155,6 +170,8 @@ class ParamSpec:
         offset = 0
         for name, p in model.named_parameters():  # deduplicates tied parameters
             if not include_frozen and not p.requires_grad:
+                continue
+            if keep is not None and id(p) not in keep:
                 continue
             module, pname = owner.get(id(p), (model, name))
             n = p.numel()

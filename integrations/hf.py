@@ -3,7 +3,7 @@
 Usage::
 
     from gfm_accel.integrations.hf import GFMJump
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4)
+    jump = GFMJump()        # the shipped forecaster, the recommended schedule (docs/jump.md)
     trainer.add_callback(jump)
     trainer.train()
     jump.history            # list[JumpRecord]; also in trainer.state.log_history
@@ -14,11 +14,13 @@ The adapter holds no jump logic: it composes a framework-free
 ========================  ===============================================================
 Trainer event             core call
 ========================  ===============================================================
-``on_train_begin``        ``core.attach(model, optimizer, eval_fn=..., total=..., bn_loader=...)``;
-                          on a resumed run, then ``core.load_state(<checkpoint>/gfm_jump_state.safetensors)``
-``on_epoch_end``          ``core.on_epoch_end(epoch)`` (``unit="epoch"``)
-``on_step_end``           ``core.on_step_end(global_step)`` (``unit="step"``)
+``on_train_begin``        on a resumed run ``core.load_state(<checkpoint>/gfm_jump_state.safetensors)``;
+                          ``core.attach(model, optimizer, eval_fn=..., total=..., bn_loader=...,
+                          lr_scheduler=...)``; ``core.catch_up(epochs done)``
+``on_epoch_end``          ``core.use_optimizer(...)``; ``core.on_epoch_end(epoch)``
+``on_step_end``           ``core.use_optimizer(...)``; ``core.on_step_end(global_step)``
 ``on_save``               ``core.save_state(<checkpoint>/gfm_jump_state.safetensors)`` (saving rank only)
+``on_train_end``          ``core.on_train_end(steps_per_epoch)`` (the summary line)
 ========================  ===============================================================
 
 Design choices (see ``docs/integrations.md``):
@@ -55,7 +57,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import itertools
 import logging
 import math
 import os
@@ -76,6 +77,8 @@ from transformers import TrainerCallback  # noqa: E402
 
 from gfm_accel.jump.core import GFMJump as CoreGFMJump  # noqa: E402
 from gfm_accel.jump.core import check_adapter_args  # noqa: E402
+from gfm_accel.jump.guard import batches_eval_fn, fixed_batches  # noqa: E402
+from gfm_accel.jump.rng import keep_global_rng  # noqa: E402
 
 __all__ = ["GFMJump", "STATE_FILE", "make_loss_eval_fn"]
 
@@ -108,25 +111,12 @@ def make_loss_eval_fn(batches: list[Any]) -> Callable[[torch.nn.Module], float]:
         >>> isinstance(fn(WithLoss()), float)
         True
     """
-    if not batches:
-        raise ValueError("the guard needs at least one held-out batch, got none")
+    return batches_eval_fn(batches, _model_loss)
 
-    @torch.no_grad()
-    def eval_fn(model: torch.nn.Module) -> float:
-        was_training = model.training
-        device = _model_device(model)
-        model.eval()
-        try:
-            total = 0.0
-            for batch in batches:
-                batch = _to_device(batch, device)
-                out = model(**batch) if isinstance(batch, Mapping) else model(*batch)
-                total += float(_loss_of(out))
-            return total / len(batches)
-        finally:
-            model.train(was_training)
 
-    return eval_fn
+def _model_loss(model: torch.nn.Module, batch: Any, index: int) -> torch.Tensor:
+    out = model(**batch) if isinstance(batch, Mapping) else model(*batch)
+    return _loss_of(out)
 
 
 class GFMJump(TrainerCallback):
@@ -172,6 +162,7 @@ class GFMJump(TrainerCallback):
         self.log_prefix = log_prefix
         self._is_main = True
         self._trainer_ref: Any = None
+        self._steps_per_epoch: int | None = None
 
     # ------------------------------------------------------------------ views
     @property
@@ -185,15 +176,17 @@ class GFMJump(TrainerCallback):
         return self.core.config
 
     # ----------------------------------------------------------------- events
-    def on_train_begin(self, args, state, control, model=None, optimizer=None, train_dataloader=None, **kwargs):
+    def on_train_begin(
+        self, args, state, control, model=None, optimizer=None, train_dataloader=None, lr_scheduler=None, **kwargs
+    ):
         if model is None:
             raise ValueError("GFMJump: the Trainer passed no model to on_train_begin")
         self._is_main = bool(state.is_world_process_zero)
-        if not isinstance(self.core, CoreGFMJump) or self.core.recorder is not None:
-            # A second ``trainer.train()`` with this callback: start from a clean core (a
-            # resumed run then reloads its state below).
-            self.core = CoreGFMJump(self.core.forecaster, config=self.core.config)
-        trainer = _find_trainer()
+        if self.core.recorder is not None:
+            self.core.reset()  # a second trainer.train() with this callback: a new run
+        if train_dataloader is not None and hasattr(train_dataloader, "__len__"):
+            self._steps_per_epoch = max(len(train_dataloader) // max(args.gradient_accumulation_steps, 1), 1)
+        trainer, resume_arg = _find_trainer()
         self._trainer_ref = weakref.ref(trainer) if trainer is not None else None
         eval_fn = self._build_eval_fn(args, trainer, train_dataloader)
         unit = self.core.config.unit
@@ -201,56 +194,59 @@ class GFMJump(TrainerCallback):
             total = int(state.num_train_epochs) if state.num_train_epochs else None
         else:
             total = int(state.max_steps) if state.max_steps and state.max_steps > 0 else None
-        state_file = self._find_state_file(args, state) if state.global_step > 0 else None
+        state_file = self._find_state_file(args, state, resume_arg) if state.global_step > 0 else None
+        if state_file is not None:
+            self.core.load_state(state_file)  # applied by attach
+            if self._is_main:
+                logger.info("GFMJump: resumed jump state from %s", state_file)
         # Epochs / steps already done: w_0's index when there is no saved state to load (a
         # run resumed without it, or the callback added to a resumed run).
-        start = math.floor((state.epoch or 0) + 1e-6) if unit == "epoch" else int(state.global_step)
-        if state_file is None and start > 0:
-            if self._is_main:
-                logger.warning(
-                    "GFMJump: resuming at step %d without a saved jump state (%s); observation restarts here",
-                    state.global_step,
-                    STATE_FILE,
-                )
-            if not _room_for_a_jump(self.core.config, total, start):
-                if self._is_main:
-                    logger.warning("GFMJump: too little of the resumed run is left for a jump; none will be made")
-                self.core = _Disabled(self.core)
-                return control
+        epochs_done = math.floor((state.epoch or 0) + 1e-6)
         self.core.attach(
             model,
             _unwrap_optimizer(optimizer),
             eval_fn=eval_fn,
             total=total,
             bn_loader=train_dataloader,
-            start=start if state_file is None else 0,
+            start=0 if state_file is not None else epochs_done if unit == "epoch" else int(state.global_step),
+            # the Trainer steps its scheduler after every optimizer step
+            lr_scheduler=lr_scheduler,
+            lr_steps_per_snapshot=self.core.config.every_n_steps if unit == "step" else self._steps_per_epoch,
         )
-        if state_file is not None:
-            self.core.load_state(state_file)
-            if self._is_main:
-                logger.info("GFMJump: resumed jump state from %s", state_file)
+        # A checkpoint written at the last step of an epoch precedes that epoch's on_epoch_end,
+        # which the resumed Trainer does not replay.
+        self._log(self.core.catch_up(epochs_done), state, control)
         return control
 
-    def on_epoch_end(self, args, state, control, **kwargs):
-        if self.core.config.unit == "epoch":
-            # state.epoch is the (fractional) number of epochs completed: e + 1 at the end of
-            # the 0-based epoch e, or e + fraction for the last epoch of a max_steps run.
-            epoch = math.ceil(state.epoch - 1e-6) - 1 if state.epoch is not None else None
-            self._log(self.core.on_epoch_end(epoch), state, control)
+    def on_epoch_end(self, args, state, control, optimizer=None, **kwargs):
+        self._follow_optimizer(optimizer)
+        # state.epoch is the (fractional) number of epochs completed: e + 1 at the end of
+        # the 0-based epoch e, or e + fraction for the last epoch of a max_steps run.
+        epoch = math.ceil(state.epoch - 1e-6) - 1 if state.epoch is not None else None
+        self._log(self.core.on_epoch_end(epoch), state, control)
         return control
 
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.core.config.unit == "step":
-            self._log(self.core.on_step_end(int(state.global_step)), state, control)
+    def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+        self._follow_optimizer(optimizer)
+        self._log(self.core.on_step_end(int(state.global_step)), state, control)
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.core.recorder is not None and self._is_main:
+            self.core.on_train_end(self._steps_per_epoch)
         return control
 
     def on_save(self, args, state, control, **kwargs):
-        if args.should_save:
+        if args.should_save and self.core.recorder is not None:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             self.core.save_state(folder / STATE_FILE)
         return control
 
     # ---------------------------------------------------------------- helpers
+    def _follow_optimizer(self, optimizer: Any) -> None:
+        if optimizer is not None and self.core.recorder is not None:
+            self.core.use_optimizer(_unwrap_optimizer(optimizer))
+
     def _build_eval_fn(self, args, trainer, train_dataloader) -> Callable[[torch.nn.Module], float] | None:
         if self.eval_fn is not None:
             return self.eval_fn
@@ -263,7 +259,8 @@ class GFMJump(TrainerCallback):
         elif trainer is not None and getattr(trainer, "eval_dataset", None) is not None:
             eval_ds = trainer.eval_dataset
             name = next(iter(eval_ds)) if isinstance(eval_ds, dict) else None
-            loader = trainer.get_eval_dataloader(name)
+            with keep_global_rng():
+                loader = trainer.get_eval_dataloader(name)
         if loader is None:
             if self.core.config.guard:
                 raise ValueError(
@@ -271,21 +268,22 @@ class GFMJump(TrainerCallback):
                     "eval_dataset= or eval_fn= to GFMJump"
                 )
             return None
-        batches = list(itertools.islice(iter(loader), self.eval_batches))
+        batches = fixed_batches(loader, self.eval_batches)  # leaves the global RNG as it was
         if not batches:
             logger.warning("GFMJump: the eval dataloader is empty; the guard is off")
             return None
         return make_loss_eval_fn(batches)
 
-    def _find_state_file(self, args, state) -> Path | None:
-        """The jump state of a resumed run: ``resume_from``, ``args.resume_from_checkpoint``,
-        then ``<output_dir>/checkpoint-<global_step>``."""
+    def _find_state_file(self, args, state, resume_arg: Any = None) -> Path | None:
+        """The jump state of a resumed run: ``resume_from``, the checkpoint given to
+        ``trainer.train(resume_from_checkpoint=...)``, ``args.resume_from_checkpoint``, then
+        ``<output_dir>/checkpoint-<global_step>``."""
         candidates = []
         if self.resume_from is not None:
             candidates.append(self.resume_from / STATE_FILE)
-        resume_arg = getattr(args, "resume_from_checkpoint", None)
-        if isinstance(resume_arg, str) and resume_arg:
-            candidates.append(Path(resume_arg) / STATE_FILE)
+        for arg in (resume_arg, getattr(args, "resume_from_checkpoint", None)):
+            if isinstance(arg, (str, os.PathLike)) and str(arg):
+                candidates.append(Path(arg) / STATE_FILE)
         candidates.append(Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_FILE)
         return next((p for p in candidates if p.is_file()), None)
 
@@ -307,86 +305,36 @@ class GFMJump(TrainerCallback):
             entry["epoch"] = state.epoch
             entry["step"] = state.global_step
             state.log_history.append(entry)
-        if self._is_main:
-            logger.info(
-                "GFMJump at step %s: %s (alpha=%s, loss %s -> %s, %.3f s)",
-                record.step,
-                record.reason,
-                record.alpha,
-                record.loss_before,
-                record.losses_after[-1] if record.losses_after else None,
-                record.seconds,
-            )
 
 
 # -------------------------------------------------------------------- internals
-def _room_for_a_jump(config: Any, total: int | None, start: int) -> bool:
-    """Whether n+1 fresh snapshots from ``start`` still fit before the planned end."""
-    if total is None:
-        return True
-    left = total - start
-    if config.unit == "step":
-        left //= config.every_n_steps
-    return left > config.n
-
-
-class _Disabled:
-    """Stands in for a core that cannot jump in this run: events are no-ops, history kept."""
-
-    def __init__(self, core: Any) -> None:
-        self.config = core.config
-        self.forecaster = core.forecaster
-        self.history = core.history
-        self.recorder = None
-
-    def on_epoch_end(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_step_end(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def save_state(self, path: Any) -> None:
-        return None
-
-
 def _unwrap_optimizer(optimizer: Any) -> Any:
     """Accelerate's ``AcceleratedOptimizer`` wraps the torch optimizer as ``.optimizer``."""
     inner = getattr(optimizer, "optimizer", None)
     return inner if isinstance(inner, torch.optim.Optimizer) else optimizer
 
 
-def _find_trainer(max_depth: int = 12) -> Any:
-    """The ``transformers.Trainer`` whose training loop is calling us, or None."""
+def _find_trainer(max_depth: int = 12) -> tuple[Any, Any]:
+    """The ``transformers.Trainer`` whose training loop is calling us, and the checkpoint its
+    loop was given (``trainer.train(resume_from_checkpoint=...)``, resolved when ``True``).
+
+    The Trainer hands callbacks neither itself nor that path, so both are read from the
+    training loop's frame on the call stack; ``(None, None)`` when not found.
+    """
     from transformers import Trainer
 
     frame = inspect.currentframe()
     try:
         for _ in range(max_depth):
             if frame is None:
-                return None
+                return None, None
             candidate = frame.f_locals.get("self")
             if isinstance(candidate, Trainer):
-                return candidate
+                return candidate, frame.f_locals.get("resume_from_checkpoint")
             frame = frame.f_back
     finally:
         del frame
-    return None
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for p in itertools.chain(model.parameters(), model.buffers()):
-        return p.device
-    return torch.device("cpu")
-
-
-def _to_device(obj: Any, device: torch.device) -> Any:
-    if torch.is_tensor(obj):
-        return obj.to(device)
-    if isinstance(obj, Mapping):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
+    return None, None
 
 
 def _loss_of(out: Any) -> torch.Tensor:
@@ -399,7 +347,7 @@ def _loss_of(out: Any) -> torch.Tensor:
         loss = out
     if loss is None:
         raise ValueError(
-            "GFMJump guard: the model returned no loss on the held-out batches; they need 'labels' "
-            "(or pass eval_fn=)"
+            "GFMJump guard: the model returned no loss on the held-out batches: give the eval dataset a "
+            "'labels' column (or pass GFMJump(eval_fn=...) or GFMJump(guard=False))"
         )
     return loss.detach().float().mean()

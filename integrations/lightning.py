@@ -3,7 +3,7 @@
 Usage::
 
     from gfm_accel.integrations.lightning import GFMJump
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4)
+    jump = GFMJump()        # the shipped forecaster, the recommended schedule (docs/jump.md)
     trainer = lightning.Trainer(max_epochs=20, callbacks=[jump])
     trainer.fit(module, train_loader, val_loader)
     jump.history            # list[JumpRecord]; also logged as gfm/* metrics
@@ -14,9 +14,11 @@ and only translates hooks:
 ===========================  ==============================================================
 Lightning hook               core call
 ===========================  ==============================================================
-``on_train_start``           ``core.attach(pl_module, optimizer, eval_fn=..., total=..., bn_loader=...)``
-``on_train_epoch_end``       ``core.on_epoch_end(trainer.current_epoch)`` (``unit="epoch"``)
-``on_train_batch_end``       ``core.on_step_end(trainer.global_step)`` (``unit="step"``)
+``on_train_start``           ``core.attach(pl_module, optimizer, eval_fn=..., total=..., bn_loader=...,
+                             lr_scheduler=...)``; ``core.catch_up(trainer.current_epoch)``
+``on_train_epoch_end``       ``core.use_optimizer(...)``; ``core.on_epoch_end(trainer.current_epoch)``
+``on_train_batch_end``       ``core.use_optimizer(...)``; ``core.on_step_end(trainer.global_step)``
+``on_train_end``             ``core.on_train_end(steps_per_epoch)`` (the summary line)
 ``state_dict``               ``core.state_dict()`` (saved in the ``.ckpt`` by Lightning)
 ``load_state_dict``          ``core.load_state_dict(...)``, applied at the next ``attach``
 ===========================  ==============================================================
@@ -27,12 +29,14 @@ Design choices (see ``docs/integrations.md``):
   ``trainer.max_steps`` (or ``trainer.estimated_stepping_batches`` when ``max_steps=-1``)
   for ``unit="step"``.
 * **Guard data**: a user ``eval_fn(model) -> float``; else the first ``eval_batches``
-  batches of the Trainer's validation dataloader (taken once, at the first jump, and
-  reused, so every jump is judged on the same batches). The loss is what
-  ``pl_module.validation_step(batch, batch_idx)`` returns (a tensor, or a dict with
-  ``"loss"``); ``self.log`` calls inside it are silenced during guard evaluations so that
-  they do not pollute the epoch's validation metrics. A ``validation_step`` that returns
-  nothing is a clear error asking for ``eval_fn=``. No validation data: no guard.
+  batches of the Trainer's validation dataloader (taken once, at ``on_train_start``, the
+  global RNG left alone, and reused, so every jump is judged on the same batches). The
+  loss is what ``pl_module.validation_step(batch, batch_idx)`` returns (a tensor, or a dict
+  with ``"loss"``); while the guard evaluates, the module is detached from its Trainer
+  (the public ``trainer`` setter), so its ``self.log`` calls record nothing and do not
+  pollute the epoch's validation metrics. The core calls the guard once at attach: a
+  ``validation_step`` that returns nothing is a ``ValueError`` before the first step,
+  asking to return the loss (or pass ``eval_fn=``). No validation data: no guard (a WARNING).
 * **Resume: snapshots stay in the callback state dict**, i.e. inside Lightning's ``.ckpt``.
   The ``.ckpt`` is Lightning's own ``torch.save`` file that already holds the model and the
   optimizer (Adam: two more vectors of size D); the ``n + 1`` snapshots are of the same
@@ -50,8 +54,8 @@ Design choices (see ``docs/integrations.md``):
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -60,11 +64,11 @@ if importlib.util.find_spec("lightning") is None:  # tested in a subprocess (tes
 
 import torch  # noqa: E402
 
-from lightning.fabric.utilities.apply_func import move_data_to_device  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 
 from gfm_accel.jump.core import GFMJump as CoreGFMJump  # noqa: E402
 from gfm_accel.jump.core import check_adapter_args  # noqa: E402
+from gfm_accel.jump.guard import batches_eval_fn, fixed_batches  # noqa: E402
 
 __all__ = ["GFMJump"]
 
@@ -106,8 +110,6 @@ class GFMJump(Callback):
         self.eval_batches = eval_batches
         self.log_prefix = log_prefix
         self._trainer: Any = None
-        self._batches: list[Any] | None = None
-        self._disabled = False
 
     # ------------------------------------------------------------------ views
     @property
@@ -123,10 +125,8 @@ class GFMJump(Callback):
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer, pl_module) -> None:
         self._trainer = trainer
-        self._batches = None
-        if self.core.recorder is not None and self.core._pending_state is None:
-            # A second fit() with this callback and no checkpoint: start from a clean core.
-            self.core = CoreGFMJump(self.core.forecaster, config=self.core.config)
+        if self.core.recorder is not None:
+            self.core.reset()  # a second fit() with this callback and no checkpoint: a new run
         optimizers = list(trainer.optimizers)
         if len(optimizers) > 1:
             logger.warning("GFMJump: %d optimizers; only the first one's state is managed", len(optimizers))
@@ -138,48 +138,59 @@ class GFMJump(Callback):
             if total is None:
                 est = trainer.estimated_stepping_batches
                 total = int(est) if est != float("inf") else None
-        has_val = self.eval_fn is not None or self._val_loader(trainer) is not None
-        if self.core.config.guard and not has_val:
+        eval_fn = self.eval_fn if self.eval_fn is not None else self._validation_eval_fn(trainer)
+        if self.core.config.guard and eval_fn is None:
             raise ValueError("GFMJump(guard=True) needs validation data (a val dataloader) or eval_fn=")
-        # Epochs / steps already done: w_0's index when no saved state is pending (the
+        # Epochs / steps already done: w_0's index when no saved state is waiting (the
         # callback added to a resumed run); the core ignores it when a state is loaded.
-        start = int(trainer.current_epoch) if unit == "epoch" else int(trainer.global_step)
-        self._disabled = False
-        if self.core._pending_state is None and start > 0:
-            if trainer.is_global_zero:
-                logger.warning("GFMJump: resumed run without a saved jump state; observation restarts here")
-            left = (total - start) if total is not None else None
-            if left is not None and unit == "step":
-                left //= self.core.config.every_n_steps
-            if left is not None and left <= self.core.config.n:
-                if trainer.is_global_zero:
-                    logger.warning("GFMJump: too little of the resumed run is left for a jump; none will be made")
-                self._disabled = True
-                return
         self.core.attach(
             pl_module,
             optimizers[0] if optimizers else None,
-            eval_fn=(self.eval_fn or self._guard_loss) if has_val else None,
+            eval_fn=eval_fn,
             total=total,
             bn_loader=trainer.train_dataloader if self.core.config.refresh_bn_batches > 0 else None,
-            start=start,
+            start=int(trainer.current_epoch) if unit == "epoch" else int(trainer.global_step),
+            **self._lr_schedule(trainer),
         )
+        self._log(self.core.catch_up(int(trainer.current_epoch)), pl_module, on_step=False)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if self.core.config.unit == "epoch" and not self._disabled:
-            self._log(self.core.on_epoch_end(trainer.current_epoch), pl_module, on_step=False)
+        self._follow_optimizer(trainer)
+        self._log(self.core.on_epoch_end(trainer.current_epoch), pl_module, on_step=False)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.core.config.unit == "step" and not self._disabled:
-            self._log(self.core.on_step_end(trainer.global_step), pl_module, on_step=True)
+        self._follow_optimizer(trainer)
+        self._log(self.core.on_step_end(trainer.global_step), pl_module, on_step=True)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.core.recorder is not None and trainer.is_global_zero:
+            self.core.on_train_end(_steps_per_epoch(trainer))
+
+    def _lr_schedule(self, trainer) -> dict[str, Any]:
+        """The first scheduler of ``configure_optimizers`` and its steps per snapshot (for ``lr_horizon``)."""
+        configs = getattr(trainer, "lr_scheduler_configs", None) or []
+        if not configs:
+            return {}
+        cfg, jump = configs[0], self.core.config
+        steps_per_epoch = _steps_per_epoch(trainer)
+        if cfg.interval == "step":
+            per = jump.every_n_steps if jump.unit == "step" else steps_per_epoch
+        else:  # stepped once per epoch
+            per = 1 if jump.unit == "epoch" else (jump.every_n_steps / steps_per_epoch if steps_per_epoch else None)
+        if per is None:
+            return {"lr_scheduler": cfg.scheduler}
+        return {"lr_scheduler": cfg.scheduler, "lr_steps_per_snapshot": per / max(cfg.frequency, 1)}
+
+    def _follow_optimizer(self, trainer) -> None:
+        if self.core.recorder is not None and trainer.optimizers:
+            self.core.use_optimizer(trainer.optimizers[0])
 
     def state_dict(self) -> dict[str, Any]:
         return self.core.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if self.core.recorder is not None:
-            # Attached already (a reused callback): the next attach must load it.
-            self.core = CoreGFMJump(self.core.forecaster, config=self.core.config)
+            self.core.reset()  # attached already (a reused callback): the next attach loads it
         self.core.load_state_dict(state_dict)
 
     # ---------------------------------------------------------------- helpers
@@ -197,33 +208,38 @@ class GFMJump(Callback):
             loaders = next(iter(loaders.values()), None)
         return loaders
 
-    def _guard_loss(self, model) -> float:
-        """Mean of ``validation_step`` losses over the fixed guard batches."""
-        if self._batches is None:
-            loader = self._val_loader(self._trainer)
-            self._batches = list(itertools.islice(iter(loader), self.eval_batches)) if loader is not None else []
-            if not self._batches:
-                raise ValueError("GFMJump guard: the validation dataloader yielded no batch")
-        device = model.device if hasattr(model, "device") else next(model.parameters()).device
-        model.eval()  # the core restores the train/eval mode afterwards
-        # Silence self.log inside validation_step while the guard evaluates.
-        model.log = _no_log
-        model.log_dict = _no_log
+    def _validation_eval_fn(self, trainer) -> Callable[[torch.nn.Module], float] | None:
+        """The guard loss over the first ``eval_batches`` validation batches (None: no val data)."""
+        loader = self._val_loader(trainer)
+        if loader is None:
+            return None
+        batches = fixed_batches(loader, self.eval_batches)  # leaves the global RNG as it was
+        if not batches:
+            raise ValueError("GFMJump guard: the validation dataloader yielded no batch")
+        return batches_eval_fn(batches, self._validation_loss)
+
+    def _validation_loss(self, model, batch, index: int) -> torch.Tensor:
+        """``validation_step``'s returned loss, with its ``self.log`` calls left out of the run's metrics.
+
+        The module is detached from its Trainer while the guard evaluates (the public
+        ``trainer`` setter; Lightning's ``log`` then records nothing), so the guard's
+        evaluations do not pollute the epoch's validation metrics.
+        """
+        trainer = self._trainer
+        model.trainer = None
         try:
-            total = 0.0
-            for i, batch in enumerate(self._batches):
-                out = model.validation_step(move_data_to_device(batch, device), i)
-                loss = out.get("loss") if isinstance(out, Mapping) else out
-                if not torch.is_tensor(loss) and not isinstance(loss, (int, float)):
-                    raise ValueError(
-                        "GFMJump guard: validation_step returned no loss; return the loss tensor (or a dict "
-                        "with 'loss') from validation_step, or pass eval_fn="
-                    )
-                total += float(loss)
-            return total / len(self._batches)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*self\.log\(\)` but the `self\.trainer` reference")
+                out = model.validation_step(batch, index)
         finally:
-            del model.log
-            del model.log_dict
+            model.trainer = trainer
+        loss = out.get("loss") if isinstance(out, Mapping) else out
+        if not torch.is_tensor(loss) and not isinstance(loss, (int, float)):
+            raise ValueError(
+                "GFMJump guard: validation_step returned no loss; return the loss tensor (or a dict with "
+                "'loss') from validation_step, pass eval_fn=, or guard=False"
+            )
+        return loss
 
     def _log(self, record, pl_module, *, on_step: bool) -> None:
         if record is None:
@@ -236,17 +252,11 @@ class GFMJump(Callback):
         pl_module.log_dict(
             metrics, on_step=on_step, on_epoch=not on_step, prog_bar=False, logger=has_logger, sync_dist=distributed
         )
-        if getattr(self._trainer, "is_global_zero", True):
-            logger.info(
-                "GFMJump at step %s: %s (alpha=%s, loss %s -> %s, %.3f s)",
-                record.step,
-                record.reason,
-                record.alpha,
-                record.loss_before,
-                record.losses_after[-1] if record.losses_after else None,
-                record.seconds,
-            )
 
 
-def _no_log(*args: Any, **kwargs: Any) -> None:
-    return None
+def _steps_per_epoch(trainer) -> int | None:
+    """Optimizer steps per epoch (None when the loader has no length)."""
+    batches = trainer.num_training_batches
+    if batches is None or batches == float("inf"):
+        return None
+    return max(int(batches) // trainer.accumulate_grad_batches, 1)

@@ -125,3 +125,11 @@ def test_half_precision_model_roundtrip():
     assign_params(model, vec + 1)
     assert model[0].weight.dtype == torch.bfloat16
     assert torch.allclose(flatten_params(model), (vec + 1).bfloat16().float())
+
+
+def test_spec_restricted_to_given_parameters_keeps_model_order():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    spec = ParamSpec.from_model(net, only=[net[1].bias, net[0].weight])  # order of the model, not of `only`
+    assert spec.names == ["0.weight", "1.bias"] and spec.numel == 6 + 1
+    assert [e.offset for e in spec.entries] == [0, 6]
+    assert ParamSpec.from_model(net, only=[]).numel == 0

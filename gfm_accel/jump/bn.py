@@ -14,6 +14,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from .guard import to_device
+
 __all__ = ["has_batchnorm", "refresh_batchnorm"]
 
 
@@ -28,16 +30,6 @@ def _bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 def has_batchnorm(model: nn.Module) -> bool:
     """True when ``model`` holds a BatchNorm layer that tracks running statistics."""
     return bool(_bn_layers(model))
-
-
-def _to(obj: Any, device: torch.device) -> Any:
-    if torch.is_tensor(obj):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: _to(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to(v, device) for v in obj)
-    return obj
 
 
 @torch.no_grad()
@@ -76,7 +68,7 @@ def refresh_batchnorm(model: nn.Module, loader: Iterable, num_batches: int) -> i
     try:
         module.train()
         for batch in itertools.islice(iter(loader), num_batches):
-            batch = _to(batch, device)
+            batch = to_device(batch, device)
             if isinstance(batch, dict):
                 module(**batch)
             elif isinstance(batch, (list, tuple)):

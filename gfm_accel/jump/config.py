@@ -20,22 +20,46 @@ and predicts ``w_m``, ``m > n``, in the same snapshot units.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["JumpConfig", "JumpRecord", "MODES", "UNITS", "OPTIMIZER_STATES", "SNAPSHOT_DTYPES"]
+from .._config import JsonConfig
+
+__all__ = [
+    "JumpConfig",
+    "JumpRecord",
+    "MODES",
+    "UNITS",
+    "OPTIMIZER_STATES",
+    "SNAPSHOT_DTYPES",
+    "RECOMMENDED_HORIZON",
+    "RECOMMENDED_EVERY",
+    "RECOMMENDED_EVERY_N_STEPS",
+    "previous_defaults",
+]
 
 MODES = ("periodic", "far")
 UNITS = ("epoch", "step")
 OPTIMIZER_STATES = ("keep", "reset")
 SNAPSHOT_DTYPES = ("float32", "bfloat16", "float16")
+#: periodic mode's ``K`` and ``P`` and the step interval when not given (schedule A).
+RECOMMENDED_HORIZON = 10
+RECOMMENDED_EVERY = 5
+RECOMMENDED_EVERY_N_STEPS = 5
 
 
 @dataclass
-class JumpConfig:
+class JumpConfig(JsonConfig):
     """When and how far to jump.
+
+    The defaults are the configuration recommended for your own runs ("schedule A" of
+    ``docs/acceleration.md``, the best on the benchmark's tasks outside the zoo and in the
+    Hugging Face and Lightning trials): periodic jumps from windows of ``n + 1 = 5``
+    snapshots taken every 5 optimizer steps, ``K = 10`` snapshots ahead every ``P = 5``
+    snapshots, a guard that accepts a rise of up to 30% on its held-out batches, and the
+    optimizer state kept. A run needs at least ``(P + K) * every_n_steps = 75`` optimizer
+    steps for its first jump (``docs/jump.md``).
 
     Attributes:
         mode: ``"periodic"`` (default: short repeated jumps) or ``"far"`` (the paper's one
@@ -43,31 +67,33 @@ class JumpConfig:
         n: the forecaster sees ``n + 1`` snapshots ``w_0 .. w_n`` (default 4).
         horizon: far mode: the target index ``m`` in snapshot units (default: the planned
             end, from ``attach(total=...)``); periodic mode: ``K``, the number of snapshots
-            to forecast ahead, ``m = n + K`` (default ``n``, as far ahead as the window is long).
-        every: periodic mode: ``P``, snapshots between jumps (default ``n``: jump as soon as
-            a fresh window of ``n + 1`` snapshots is full). Must be ``>= n``. The demo uses
-            K = 10, P = 5; on the acceleration benchmark's held-out tasks K = P = 4 and
-            K = 10, P = 5 were alike and neither beat 1.0x (``docs/acceleration.md``).
-        unit: ``"epoch"`` (snapshot at each :meth:`GFMJump.on_epoch_end`) or ``"step"``
-            (snapshot every ``every_n_steps`` calls of :meth:`GFMJump.on_step_end`).
-        every_n_steps: ``k`` for ``unit="step"`` (required there).
+            to forecast ahead, ``m = n + K`` (default 10).
+        every: periodic mode: ``P``, snapshots between jumps (default 5, or ``n`` when
+            ``n > 5``). Must be ``>= n``: after a jump the window restarts at the jumped
+            weights and needs ``n + 1`` fresh snapshots.
+        unit: ``"step"`` (default: a snapshot every ``every_n_steps`` calls of
+            :meth:`GFMJump.on_step_end`) or ``"epoch"`` (a snapshot at each
+            :meth:`GFMJump.on_epoch_end`).
+        every_n_steps: ``k`` for ``unit="step"`` (default 5; unused with ``unit="epoch"``).
         alpha: jump fraction: the model moves to ``w_n + alpha (w_hat_m - w_n)``.
         alphas: guard back-off factors tried in order; candidate fractions are
             ``alpha * a`` for ``a`` in ``alphas``. Without a guard only ``alpha`` is used.
         guard: evaluate before/after and reject rises; ``None`` = on when an ``eval_fn`` is
             given to :meth:`GFMJump.attach`.
         tolerance: relative loss rise the guard accepts: a candidate is kept when
-            ``loss_after <= loss_before + tolerance * |loss_before|``. Default 0.01: a
-            fixed held-out set of a few batches moves by about that much between epochs
-            of a healthy run, so a tighter bound rejects neutral jumps for noise.
-        optimizer_state: ``"reset"`` (default: clear momentum buffers / Adam moments and step
-            counts after an accepted jump) or ``"keep"``. Measured with the first (one-seed)
-            shipped forecaster on the demo (digits CNN, periodic K=10 P=5, seeds 0-4): reset reached the plain
-            run's best val loss 1.42x / - / 1.53x / 1.32x / 1.30x faster ("-": not reached),
-            keep - / - / 1.16x / 1.00x / 1.07x. On the held-out acceleration tasks (2 seeds)
-            keep ended a little lower (``benchmarks/results/accel/probe_optimizer_state``),
-            and with linear extrapolation on a digits MLP reset was lower for Adam/AdamW
-            (``benchmarks/bench_jump_optimizer_state.py``). See ``docs/jump.md``.
+            ``loss_after <= loss_before + tolerance * |loss_before|``. Default 0.3: the
+            forecast's error lies mostly in high-curvature directions, which the next few
+            optimizer steps remove, while its progress along flat directions stays; a guard
+            that demands no rise right at the forecast rejects exactly the useful jumps
+            (``docs/jump.md``). 0.01 was the earlier default and stays better on the demo's
+            in-zoo digits CNN.
+        optimizer_state: ``"keep"`` (default) or ``"reset"`` (clear momentum buffers / Adam
+            moments and step counts after an accepted jump). On the held-out acceleration
+            tasks keep ended a little lower (``benchmarks/results/accel/probe_optimizer_state``);
+            on the demo (digits CNN, periodic K=10 P=5, epochs, seeds 0-4) reset reached
+            the plain run's best val loss 1.42x / - / 1.53x / 1.32x / 1.30x faster ("-": not
+            reached), keep - / - / 1.16x / 1.00x / 1.07x; with linear extrapolation on a
+            digits MLP reset was lower for Adam/AdamW (``benchmarks/bench_jump_optimizer_state.py``).
         refresh_bn_batches: if > 0, recompute BatchNorm running statistics from this many
             batches of the ``bn_loader`` after each candidate jump (before it is evaluated).
         max_jumps: periodic mode: stop after this many accepted jumps (None = no limit).
@@ -78,6 +104,16 @@ class JumpConfig:
             a higher final val loss, 1.277 vs 1.240; skipping it gave 1.226,
             ``docs/acceleration.md``).
         include_frozen: also record/forecast frozen parameters (default False).
+        include_unoptimized: also move trainable parameters (``requires_grad=True``) that
+            the optimizer given to :meth:`GFMJump.attach` does not update (default False:
+            a parameter no optimizer step changes has no trajectory to forecast). Without
+            an optimizer every trainable parameter is moved.
+        lr_horizon: count the horizon in summed learning rate (default False): with a
+            learning-rate scheduler given to :meth:`GFMJump.attach` (the adapters pass the
+            framework's), each jump covers the fraction ``r`` = (sum of the next ``S``
+            learning rates) / (``S`` x the current one) of the forecast, ``S`` the optimizer
+            steps its ``K`` snapshots span (:mod:`gfm_accel.jump.lr`). Off by default: the
+            recommended configuration was measured without it.
         snapshot_dtype: storage dtype of the recorded snapshots, ``"float32"`` (default),
             ``"bfloat16"`` or ``"float16"`` (half the memory; the forecaster still gets
             float32, and the jump starts from the live weights, not a rounded snapshot).
@@ -92,17 +128,19 @@ class JumpConfig:
     n: int = 4
     horizon: int | None = None
     every: int | None = None
-    unit: str = "epoch"
-    every_n_steps: int | None = None
+    unit: str = "step"
+    every_n_steps: int | None = RECOMMENDED_EVERY_N_STEPS
     alpha: float = 1.0
     alphas: tuple[float, ...] = (1.0, 0.5, 0.25)
     guard: bool | None = None
-    tolerance: float = 0.01
-    optimizer_state: str = "reset"
+    tolerance: float = 0.3
+    optimizer_state: str = "keep"
     refresh_bn_batches: int = 0
     max_jumps: int | None = None
     jump_past_end: bool = False
     include_frozen: bool = False
+    include_unoptimized: bool = False
+    lr_horizon: bool = False
     snapshot_dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -126,6 +164,10 @@ class JumpConfig:
                     f"every={self.every} must be >= n={self.n}: after a jump the window restarts at the "
                     f"jumped weights and needs n+1 fresh snapshots"
                 )
+        if not isinstance(self.lr_horizon, bool):
+            raise ValueError(f"lr_horizon must be True or False, got {self.lr_horizon!r}")
+        if not isinstance(self.include_unoptimized, bool):
+            raise ValueError(f"include_unoptimized must be True or False, got {self.include_unoptimized!r}")
         if self.every_n_steps is not None:
             _check_int("every_n_steps", self.every_n_steps, 1)
         if self.unit == "step" and self.every_n_steps is None:
@@ -159,13 +201,13 @@ class JumpConfig:
     # ----------------------------------------------------------- derived values
     @property
     def periodic_horizon(self) -> int:
-        """``K`` of periodic mode (``horizon`` or ``n``)."""
-        return self.horizon if self.horizon is not None else self.n
+        """``K`` of periodic mode (``horizon``, default :data:`RECOMMENDED_HORIZON`)."""
+        return self.horizon if self.horizon is not None else RECOMMENDED_HORIZON
 
     @property
     def periodic_every(self) -> int:
-        """``P`` of periodic mode (``every`` or ``n``)."""
-        return self.every if self.every is not None else self.n
+        """``P`` of periodic mode (``every``, default :data:`RECOMMENDED_EVERY` or ``n`` if larger)."""
+        return self.every if self.every is not None else max(RECOMMENDED_EVERY, self.n)
 
     def planned_total(self, epochs: int, steps_per_epoch: int) -> int:
         """The ``total`` to give :meth:`GFMJump.attach` for a run of ``epochs`` epochs, in this config's unit.
@@ -173,6 +215,8 @@ class JumpConfig:
         Example:
             >>> JumpConfig(unit="step", every_n_steps=5).planned_total(40, 11)
             440
+            >>> JumpConfig(unit="epoch").planned_total(40, 11)
+            40
         """
         return epochs * steps_per_epoch if self.unit == "step" else epochs
 
@@ -182,30 +226,9 @@ class JumpConfig:
             return (self.alpha,)
         return tuple(self.alpha * a for a in self.alphas)
 
-    # ---------------------------------------------------------------- serialize
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["alphas"] = list(self.alphas)
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "JumpConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown JumpConfig option(s) {unknown}; valid options: {sorted(names)}")
-        return cls(**d)
-
-    @classmethod
-    def from_json(cls, s: str) -> "JumpConfig":
-        return cls.from_dict(json.loads(s))
-
 
 @dataclass
-class JumpRecord:
+class JumpRecord(JsonConfig):
     """One jump attempt, as kept in ``GFMJump.history`` and written to framework logs.
 
     Attributes:
@@ -224,9 +247,12 @@ class JumpRecord:
         forecast_seconds: time spent in the forecaster (and the broadcast under DDP).
         guard_seconds: time spent evaluating (and refreshing BatchNorm).
         reason: ``"accepted"``, ``"accepted (no guard)"``, ``"rejected: loss rose"``,
+            ``"rejected: guard loss before the jump is not finite"``,
             ``"skipped: forecast NaN/Inf"``, ``"skipped: forecast has wrong size"``,
-            ``"skipped: forecaster failed"``.
+            ``"skipped: forecaster failed"`` (:class:`~gfm_accel.jump.outcome.Outcome`.reason).
         jump_norm: ``||w_new - w_n||`` of the accepted jump (0.0 when none).
+        lr_ratio: the learning-rate factor ``r`` of ``lr_horizon`` that scaled the tried
+            fractions (1.0 without it); ``alphas_tried`` and ``alpha`` include it.
 
     Example:
         >>> r = JumpRecord(step=4, epoch=4, mode="far", n=4, m=20)
@@ -249,13 +275,7 @@ class JumpRecord:
     guard_seconds: float = 0.0
     reason: str = ""
     jump_norm: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "JumpRecord":
-        return cls(**d)
+    lr_ratio: float = 1.0
 
     def log_dict(self, prefix: str = "gfm/") -> dict[str, float]:
         """Scalar view for framework loggers (numbers only; NaN where undefined)."""
@@ -268,8 +288,28 @@ class JumpRecord:
             f"{prefix}loss_before": self.loss_before if self.loss_before is not None else nan,
             f"{prefix}loss_after": self.losses_after[-1] if self.losses_after else nan,
             f"{prefix}tries": float(len(self.alphas_tried)),
+            f"{prefix}lr_ratio": float(self.lr_ratio),
             f"{prefix}seconds": self.seconds,
         }
+
+
+def previous_defaults(n: int = 4, mode: str = "periodic") -> dict[str, Any]:
+    """The defaults :class:`JumpConfig` had before the recommended schedule became the default.
+
+    One snapshot per epoch, ``K = P = n`` in periodic mode, ``tolerance=0.01`` and
+    ``optimizer_state="reset"``. Code that relied on them (benchmarks whose numbers are
+    committed) passes them explicitly: ``JumpConfig(**{**previous_defaults(n, mode), **options})``.
+
+    Example:
+        >>> previous_defaults(2)
+        {'unit': 'epoch', 'tolerance': 0.01, 'optimizer_state': 'reset', 'horizon': 2, 'every': 2}
+        >>> previous_defaults(4, "far")
+        {'unit': 'epoch', 'tolerance': 0.01, 'optimizer_state': 'reset'}
+    """
+    out: dict[str, Any] = {"unit": "epoch", "tolerance": 0.01, "optimizer_state": "reset"}
+    if mode == "periodic":
+        out.update(horizon=n, every=n)
+    return out
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

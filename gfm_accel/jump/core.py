@@ -2,8 +2,11 @@
 
 A plain torch loop calls :meth:`GFMJump.on_epoch_end` once per epoch (or
 :meth:`GFMJump.on_step_end` after every optimizer step with ``unit="step"``); the Hugging
-Face and Lightning adapters translate their events into the same two calls. All logic
-lives here.
+Face and Lightning adapters translate their events into the same calls. All policy lives
+here; the pieces are modules of their own: :mod:`~gfm_accel.jump.schedule` (counters, when
+a jump is due, its target ``m``), :mod:`~gfm_accel.jump.forecasting` (step 1-2 below),
+:mod:`~gfm_accel.jump.guard` (steps 3-4), :mod:`~gfm_accel.jump.outcome`, and
+:mod:`~gfm_accel.jump.lr` (``lr_horizon``). :meth:`GFMJump._jump` strings them together.
 
 A jump, step by step (Sections 4.3-4.4 of the paper for the forecast itself):
 
@@ -31,14 +34,17 @@ Design choices where the paper is silent:
 * After an accepted periodic jump the recorder is cleared and the jumped weights become the
   next window's ``w_0`` (recorded at the same step index).
 * ``eval_fn`` is called under ``torch.no_grad()`` and the model's train/eval mode is
-  restored after every call.
+  restored after every call; it is called once at :meth:`GFMJump.attach`, so a bad guard
+  set-up fails before training.
+* Only parameters the optimizer updates are moved (``include_unoptimized``); a model or
+  optimizer changed after attach restarts the window (:meth:`GFMJump.use_optimizer`).
+* Nothing here consumes global RNG state (:func:`~gfm_accel.jump.rng.keep_global_rng`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import fields
@@ -54,6 +60,12 @@ from ..recorder import WeightRecorder
 from . import dist
 from .bn import refresh_batchnorm
 from .config import JumpConfig, JumpRecord
+from .forecasting import forecast_step
+from .guard import Backup, check_eval_fn, evaluate, search
+from .lr import future_lr_ratio
+from .outcome import Outcome
+from .rng import keep_global_rng
+from .schedule import JumpSchedule, check_total_and_start, far_target
 
 __all__ = ["GFMJump", "STATE_FORMAT", "check_adapter_args"]
 
@@ -62,19 +74,17 @@ logger = logging.getLogger(__name__)
 STATE_FORMAT = "gfm_accel.jump_state"
 _STATE_VERSION = "1"
 # Options whose change would change which snapshots mean what; a resumed run must match.
-_STRUCTURAL = ("mode", "n", "unit", "every_n_steps", "horizon", "every", "include_frozen")
-
-_OK, _NONFINITE, _WRONG_SIZE, _FAILED = 0, 1, 2, 3
-_REASONS = {
-    _NONFINITE: "skipped: forecast NaN/Inf",
-    _WRONG_SIZE: "skipped: forecast has wrong size",
-    _FAILED: "skipped: forecaster failed",
-}
+_STRUCTURAL = ("mode", "n", "unit", "every_n_steps", "horizon", "every", "include_frozen", "include_unoptimized")
 
 
 def _warn(msg: str, *args: Any) -> None:
     if dist.is_main_process():
         logger.warning(msg, *args)
+
+
+def _info(msg: str, *args: Any) -> None:
+    if dist.is_main_process():
+        logger.info(msg, *args)
 
 
 class GFMJump:
@@ -90,6 +100,7 @@ class GFMJump:
     Attributes:
         history: one :class:`JumpRecord` per jump attempt.
         recorder: the :class:`~gfm_accel.recorder.WeightRecorder` (after :meth:`attach`).
+        schedule: the :class:`~gfm_accel.jump.schedule.JumpSchedule` (counters, due, target).
         config: the :class:`JumpConfig`.
 
     Example:
@@ -97,7 +108,7 @@ class GFMJump:
         >>> from gfm_accel.forecast.simple import LinearExtrapolationForecaster
         >>> model = torch.nn.Linear(4, 1)
         >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        >>> jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2).attach(model, opt, total=6)
+        >>> jump = GFMJump(LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch").attach(model, opt, total=6)
         >>> x, y = torch.randn(32, 4), torch.randn(32, 1)
         >>> for epoch in range(6):
         ...     loss = (model(x) - y).pow(2).mean(); opt.zero_grad(); loss.backward(); opt.step()
@@ -113,23 +124,56 @@ class GFMJump:
             config = JumpConfig.from_dict(options)
         elif not isinstance(config, JumpConfig):
             raise TypeError(f"config must be a JumpConfig, got {type(config).__name__}")
+        if isinstance(forecaster, (str, os.PathLike)):
+            raise TypeError(
+                f"GFMJump takes a forecaster object, not a file path ({os.fspath(forecaster)!r}); load the file "
+                f"first: GFMJump(gfm_accel.pretrained_forecaster({os.fspath(forecaster)!r}), ...)"
+            )
         self.config = config
         self.forecaster = forecaster
+        self.schedule = JumpSchedule(config)
         self.history: list[JumpRecord] = []
         self.recorder: WeightRecorder | None = None
         self.model: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.eval_fn: Callable[[nn.Module], float] | None = None
         self.bn_loader: Iterable | None = None
-        self.total: int | None = None
-        # Counters (all in the state dict).
-        self._epochs = 0  # epochs completed
-        self._steps = 0  # optimizer steps completed
-        self._seg = 0  # snapshots recorded in the current window after its first one
-        self._jumps = 0  # accepted jumps
-        self._far_done = False
-        self._start = 0  # counter value of w_0
-        self._pending_state: dict[str, Any] | None = None
+        self.lr_scheduler: Any = None
+        self.lr_steps_per_snapshot: float | None = None
+        self.active = True
+        self._saved_state: dict[str, Any] | None = None
+        self._binding: tuple | None = None
+
+    @property
+    def total(self) -> int | None:
+        """Planned run length given to :meth:`attach` (epochs or optimizer steps)."""
+        return self.schedule.total
+
+    @property
+    def guarded(self) -> bool:
+        """Whether jumps are judged by the guard (``guard``, or on when an ``eval_fn`` is given)."""
+        return self.config.guard if self.config.guard is not None else self.eval_fn is not None
+
+    @property
+    def has_saved_state(self) -> bool:
+        """A state was loaded before :meth:`attach` and waits to be applied there."""
+        return self._saved_state is not None
+
+    def reset(self) -> "GFMJump":
+        """Forget the run (binding, snapshots, counters, history, a waiting state): a new run follows.
+
+        Returns:
+            ``self``.
+        """
+        self.schedule.reset()
+        self.schedule.total = None
+        self.history = []
+        self.recorder = self.model = self.optimizer = self.eval_fn = self.bn_loader = None
+        self.lr_scheduler = self.lr_steps_per_snapshot = None
+        self.active = True
+        self._saved_state = None
+        self._binding = None
+        return self
 
     # ------------------------------------------------------------------ setup
     def attach(
@@ -141,6 +185,8 @@ class GFMJump:
         total: int | None = None,
         bn_loader: Iterable | None = None,
         start: int = 0,
+        lr_scheduler: Any = None,
+        lr_steps_per_snapshot: float | None = None,
     ) -> "GFMJump":
         """Bind to a model (and optimizer) and record ``w_0``.
 
@@ -158,7 +204,12 @@ class GFMJump:
                 in progress without a saved jump state: ``w_0`` gets this step index, step
                 snapshots are taken every ``every_n_steps`` from it, and far mode's default
                 target is ``total - start`` (in snapshot units). Ignored when a saved state
-                is loaded.
+                is loaded. When too little of the run is left for ``n + 1`` fresh snapshots,
+                a warning says so and the events do nothing (:attr:`active` is False).
+            lr_scheduler: the run's learning-rate scheduler, for ``lr_horizon=True``.
+            lr_steps_per_snapshot: scheduler steps between two snapshots (default
+                ``every_n_steps`` with ``unit="step"``, 1 with ``unit="epoch"``: a scheduler
+                stepped once per epoch).
 
         Returns:
             ``self``.
@@ -169,10 +220,85 @@ class GFMJump:
                 ``eval_fn``, or a BatchNorm refresh without ``bn_loader``.
         """
         cfg = self.config
+        if self.recorder is not None:
+            raise RuntimeError(
+                "GFMJump is attached already; attaching again would mix two runs' snapshots, counters and "
+                "history. Call jump.reset() first to start a new run (or use a new GFMJump); after recreating "
+                "the optimizer call jump.use_optimizer(optimizer)"
+            )
         forecaster = self._resolve_forecaster()
-        spec = ParamSpec.from_model(model, include_frozen=cfg.include_frozen)
+        spec = self._spec_for(model, optimizer)
+        self._check_dim(forecaster, spec)
+        if self._saved_state is not None:
+            start = 0  # the saved state knows where the run stands
+        check_total_and_start(total, start)
+        resuming = self._saved_state is None and start > 0
+        if resuming:
+            _warn("GFMJump: attached at step %d without a saved jump state; observation restarts here", start)
+        if cfg.mode == "far" and not (resuming and not self._room_from(total, start)):
+            far_target(cfg, total, start)  # fail early; recomputed from the loaded state
+        if cfg.guard is True and eval_fn is None:
+            raise ValueError("guard=True needs eval_fn(model) -> float (the loss on held-out batches)")
+        if cfg.refresh_bn_batches > 0 and bn_loader is None:
+            raise ValueError(f"refresh_bn_batches={cfg.refresh_bn_batches} needs bn_loader= (training batches)")
+        if cfg.lr_horizon and lr_scheduler is None:
+            raise ValueError("lr_horizon=True needs attach(lr_scheduler=...) (the run's learning-rate scheduler)")
+        if lr_steps_per_snapshot is not None and not (
+            isinstance(lr_steps_per_snapshot, (int, float)) and lr_steps_per_snapshot > 0
+        ):
+            raise ValueError(f"lr_steps_per_snapshot must be a positive number, got {lr_steps_per_snapshot!r}")
+        if eval_fn is not None and cfg.guard is not False:
+            check_eval_fn(eval_fn, model, dist.comm_device(spec.check_model(model)[0].device))
+        self.forecaster = forecaster
+        self.model, self.optimizer, self.eval_fn, self.bn_loader = model, optimizer, eval_fn, bn_loader
+        self.lr_scheduler = lr_scheduler
+        if lr_steps_per_snapshot is None:
+            lr_steps_per_snapshot = cfg.every_n_steps if cfg.unit == "step" else 1
+        self.lr_steps_per_snapshot = float(lr_steps_per_snapshot)
+        self.active = True
+        self.recorder = self._new_recorder(model, spec)
+        self._binding = self._fingerprint()
+        self.schedule.total = total
+        if self._saved_state is not None:
+            state, self._saved_state = self._saved_state, None
+            self.load_state_dict(state)
+            self._warn_guard_off()
+            return self
+        if resuming and not self._room_from(total, start):
+            _warn("GFMJump: too little of the resumed run is left for a jump; none will be made")
+            self.active = False
+            return self
+        self.schedule.begin(total, start)
+        self.recorder.record(self.schedule.counter)
+        self._warn_guard_off()
+        self._warn_too_short()
+        return self
+
+    def _spec_for(self, model: nn.Module, optimizer: Any) -> ParamSpec:
+        """The parameters a jump moves: the trainable ones the optimizer updates (see ``include_unoptimized``)."""
+        cfg = self.config
+        only = None
+        if optimizer is not None and not (cfg.include_unoptimized or cfg.include_frozen):
+            only = [p for group in optimizer.param_groups for p in group["params"]]
+        spec = ParamSpec.from_model(model, include_frozen=cfg.include_frozen, only=only)
         if spec.numel == 0:
+            if only is not None and ParamSpec.from_model(model).numel > 0:
+                raise ValueError(
+                    "none of the model's trainable parameters is in the optimizer's param_groups: pass the "
+                    "optimizer of this model (or include_unoptimized=True to move them anyway)"
+                )
             raise ValueError("the model has no trainable parameters to forecast")
+        if only is not None:
+            left = len(ParamSpec.from_model(model)) - len(spec)
+            if left > 0:
+                _info(
+                    "GFMJump: %d trainable parameter tensor(s) the optimizer does not update are left as they "
+                    "are (include_unoptimized=True moves them too)", left,
+                )
+        return spec
+
+    @staticmethod
+    def _check_dim(forecaster: Any, spec: ParamSpec) -> None:
         expected = getattr(forecaster, "expected_dim", None)
         if expected is not None and int(expected) != spec.numel:
             raise ValueError(
@@ -180,41 +306,94 @@ class GFMJump:
                 f"D={spec.numel} trainable parameters; use a forecaster for this model (or a "
                 f"model-agnostic one with expected_dim=None)"
             )
-        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
-            raise ValueError(f"total must be a positive integer (planned epochs or steps), got {total!r}")
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ValueError(f"start must be an integer >= 0 (epochs or steps already done), got {start!r}")
-        if total is not None and start >= total:
-            raise ValueError(f"start={start} is not before the planned end total={total}")
-        if cfg.mode == "far":
-            self._far_target(total, start)  # fail early; recomputed from the loaded state
-        if cfg.guard is True and eval_fn is None:
-            raise ValueError("guard=True needs eval_fn(model) -> float (the loss on held-out batches)")
-        if cfg.refresh_bn_batches > 0 and bn_loader is None:
-            raise ValueError(f"refresh_bn_batches={cfg.refresh_bn_batches} needs bn_loader= (training batches)")
-        self.forecaster = forecaster
-        self.model, self.optimizer, self.eval_fn, self.bn_loader, self.total = model, optimizer, eval_fn, bn_loader, total
-        every = "epoch" if cfg.unit == "epoch" else cfg.every_n_steps
-        self.recorder = WeightRecorder(
+
+    def _new_recorder(self, model: nn.Module, spec: ParamSpec) -> WeightRecorder:
+        cfg = self.config
+        return WeightRecorder(
             model,
-            every=every,
+            every="epoch" if cfg.unit == "epoch" else cfg.every_n_steps,
             keep=cfg.n + 1,
             dtype=cfg.snapshot_dtype,
             include_frozen=cfg.include_frozen,
             record_initial=False,
             spec=spec,
         )
-        if self._pending_state is not None:
-            state, self._pending_state = self._pending_state, None
-            self.load_state_dict(state)
+
+    def _warn_guard_off(self) -> None:
+        if self.guarded:
+            return
+        if self.config.guard is False:
+            _info("GFMJump: guard=False: every jump is accepted without a held-out check")
         else:
-            self._start = start
-            if cfg.unit == "epoch":
-                self._epochs = max(self._epochs, start)
-            else:
-                self._steps = max(self._steps, start)
-            self.recorder.record(self._counter())
-        return self
+            _warn(
+                "GFMJump: the guard is off (no held-out data): every jump is accepted unchecked. Give "
+                "attach(eval_fn=...) a loss on a few fixed held-out batches (the HF Trainer an eval_dataset, "
+                "Lightning a val dataloader), or pass guard=False to silence this"
+            )
+
+    def _warn_too_short(self) -> None:
+        cfg, sched = self.config, self.schedule
+        unit = "epoch" if cfg.unit == "epoch" else "step"
+        at, needed = sched.first_jump()
+        if sched.total is not None and needed > sched.total:
+            _warn(
+                "GFMJump: the planned run (total=%d %ss) is too short for any jump: the first can come at %s %d "
+                "and needs a planned length of at least %d %ss (%s). Train longer or shorten the schedule",
+                sched.total, unit, unit, at, needed, unit, self._schedule_text(),
+            )
+        else:
+            _info("GFMJump: the first jump can come at %s %d (%s)", unit, at, self._schedule_text())
+
+    def _schedule_text(self) -> str:
+        cfg = self.config
+        text = f"{cfg.mode}, n={cfg.n}"
+        if cfg.mode == "periodic":
+            text += f", K={cfg.periodic_horizon}, P={cfg.periodic_every}"
+        if cfg.unit == "step":
+            text += f", a snapshot every {cfg.every_n_steps} steps"
+        return text
+
+    # ------------------------------------------------------------- changes after attach
+    def use_optimizer(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """Bind a recreated optimizer (its state is what ``optimizer_state="reset"`` clears, and its
+        parameters are the ones a jump moves). The adapters call it when the framework's optimizer changes."""
+        self._require_attached()
+        if optimizer is self.optimizer:
+            return
+        self.optimizer = optimizer
+        self._check_binding()
+
+    def _fingerprint(self) -> tuple:
+        params = tuple((name, id(p), p.requires_grad) for name, p in self.model.named_parameters())
+        opt = None
+        if self.optimizer is not None:
+            opt = tuple(id(p) for group in self.optimizer.param_groups for p in group["params"])
+        return params, opt
+
+    def _check_binding(self) -> None:
+        """Follow a model or optimizer changed after attach: the window restarts at the current weights.
+
+        A parameter added, removed, replaced (a module swapped) or (un)frozen, or an optimizer
+        over other parameters, changes what a snapshot means; snapshots of the old layout
+        cannot be forecast together with new ones.
+        """
+        now = self._fingerprint()
+        if now == self._binding:
+            return
+        what = _describe_change(self._binding, now)
+        self._binding = now
+        spec = self._spec_for(self.model, self.optimizer)
+        self._check_dim(self.forecaster, spec)
+        _warn("GFMJump: %s after attach; the window restarts at the current weights", what)
+        self.recorder = self._new_recorder(self.model, spec)
+        self.schedule.seg = 0
+        self.schedule.start = self.schedule.counter
+        self.recorder.record(self.schedule.counter)
+
+    def _room_from(self, total: int | None, start: int) -> bool:
+        probe = JumpSchedule(self.config)
+        probe.begin(total, start)
+        return probe.has_room()
 
     def _resolve_forecaster(self) -> Any:
         forecaster = self.forecaster
@@ -226,33 +405,13 @@ class GFMJump:
                     "no forecaster given and gfm_accel.pretrained_forecaster() is not available "
                     f"({exc}); pass GFMJump(forecaster=...)"
                 ) from exc
-            forecaster = pretrained_forecaster()
+            with keep_global_rng():
+                forecaster = pretrained_forecaster()
         if not callable(getattr(forecaster, "forecast", None)):
             raise TypeError(
                 f"forecaster must have a forecast(prefix, m, *, spec=None) method, got {type(forecaster).__name__}"
             )
         return forecaster
-
-    def _far_target(self, total: int | None, start: int) -> int:
-        """Far mode's ``m`` in snapshot units, counted from ``w_0`` (taken at ``start``)."""
-        cfg = self.config
-        if cfg.horizon is not None:
-            m = cfg.horizon
-        elif total is None:
-            raise ValueError(
-                "far mode needs the planned run length: attach(..., total=epochs or steps) or horizon=m"
-            )
-        else:
-            m = (total - start) if cfg.unit == "epoch" else (total - start) // cfg.every_n_steps
-        if m <= cfg.n:
-            raise ValueError(
-                f"far mode: the target m={m} (snapshot units) must be larger than n={cfg.n}; the run is too "
-                f"short for n+1={cfg.n + 1} observed snapshots before its end"
-            )
-        return m
-
-    def _counter(self) -> int:
-        return self._epochs if self.config.unit == "epoch" else self._steps
 
     def _require_attached(self) -> None:
         if self.recorder is None or self.model is None:
@@ -272,14 +431,11 @@ class GFMJump:
             The :class:`JumpRecord` of a jump attempt made now, else None.
         """
         self._require_attached()
-        new = int(epoch) + 1 if epoch is not None else self._epochs + 1
-        if new <= self._epochs:
-            logger.debug("epoch %d already seen; ignored", new - 1)
+        if not self.active:
             return None
-        self._epochs = new
-        if self.config.unit != "epoch":
+        if not self.schedule.epoch_ended(epoch):
             return None
-        return self._observe(new, loss)
+        return self._observe(self.schedule.epochs, loss)
 
     def on_step_end(self, step: int | None = None, loss: float | None = None) -> JumpRecord | None:
         """Call after each optimizer step: records every ``every_n_steps`` (``unit="step"``) and jumps when due.
@@ -293,111 +449,161 @@ class GFMJump:
             The :class:`JumpRecord` of a jump attempt made now, else None.
         """
         self._require_attached()
-        new = int(step) if step is not None else self._steps + 1
-        if new <= self._steps:
+        if not self.active:
             return None
-        self._steps = new
-        if self.config.unit != "step" or (new - self._start) % self.config.every_n_steps != 0:
+        if not self.schedule.step_ended(step):
             return None
-        return self._observe(new, loss)
-
-    def _finished(self) -> bool:
-        cfg = self.config
-        if cfg.mode == "far":
-            return self._far_done
-        return cfg.max_jumps is not None and self._jumps >= cfg.max_jumps
+        return self._observe(self.schedule.steps, loss)
 
     def _observe(self, step: int, loss: float | None) -> JumpRecord | None:
-        if self._finished():
-            return None  # no more jumps: stop paying for snapshots
-        self.recorder.record(step, loss=loss)
-        self._seg += 1
+        before = self._binding
+        self._check_binding()
+        if self._binding is not before:
+            return None  # the window restarted at this step
+        self.recorder.record(step, loss=loss)  # a copy of the weights: draws no random numbers
+        if not self.schedule.snapshot_taken(len(self.recorder)):
+            return None
         return self.maybe_jump()
 
     def due(self) -> bool:
         """Whether a jump is due now (enough fresh snapshots, schedule reached)."""
-        if self.recorder is None or self._finished():
+        if self.recorder is None or not self.active:
             return False
-        cfg = self.config
-        if len(self.recorder) < cfg.n + 1:
-            return False
-        if self.total is not None and self._counter() >= self.total:
-            return False  # the planned run is over: no training would follow the jump
-        if cfg.mode == "far":
-            return self._seg >= cfg.n
-        if not (self._seg > 0 and self._seg % cfg.periodic_every == 0):
-            return False
-        if self.total is not None and not cfg.jump_past_end:
-            per_snapshot = cfg.every_n_steps if cfg.unit == "step" else 1
-            if self._counter() + cfg.periodic_horizon * per_snapshot > self.total:
-                return False  # the target lies past the planned end: no time to relax from the jump
-        return True
+        return self.schedule.due(len(self.recorder))
 
     def maybe_jump(self, force: bool = False) -> JumpRecord | None:
         """Jump if due (or, with ``force``, whenever n+1 snapshots are held); record it in :attr:`history`."""
         self._require_attached()
-        if not (self.due() or (force and len(self.recorder) >= self.config.n + 1 and not self._finished())):
+        held = len(self.recorder) >= self.config.n + 1
+        if not (self.due() or (force and held and self.active and not self.schedule.finished())):
             return None
-        record = self._jump()
+        with keep_global_rng():
+            record = self._jump()
         self.history.append(record)
         return record
 
+    def catch_up(self, epochs: int) -> JumpRecord | None:
+        """Replay an epoch end the resumed run will not report.
+
+        A framework that writes a checkpoint after the last optimizer step of an epoch but
+        before its epoch-end event (the Hugging Face Trainer calls ``on_save`` before
+        ``on_epoch_end``) resumes in the next epoch: the saved state has seen one epoch end
+        fewer than the run has completed. The weights at resume are those of that epoch end,
+        so it is processed now (recorded, and a jump made if one is due), exactly as the
+        uninterrupted run did.
+
+        Args:
+            epochs: epochs the framework says are complete.
+
+        Returns:
+            The :class:`JumpRecord` of a jump made now, else None.
+        """
+        self._require_attached()
+        if self.active and epochs == self.schedule.epochs + 1:
+            return self.on_epoch_end(epochs - 1)
+        return None
+
+    def summary(self, steps_per_epoch: int | None = None) -> str:
+        """One line: jumps accepted / tried, and how far ahead the accepted ones forecast.
+
+        Args:
+            steps_per_epoch: optimizer steps per epoch, to state a step-unit distance in epochs.
+
+        Returns:
+            E.g. ``"GFMJump: 3/4 jumps accepted; forecast 30 steps (2.5 epochs) ahead in total"``.
+            The distance is nominal (``alpha * (m - n)`` snapshots per accepted jump): what
+            a jump skips is measured against a plain run (``docs/acceleration.md``).
+        """
+        accepted = [r for r in self.history if r.accepted]
+        line = f"GFMJump: {len(accepted)}/{len(self.history)} jumps accepted"
+        if not accepted:
+            return line
+        ahead = sum((r.m - r.n) * r.alpha for r in accepted) * self.schedule.per_snapshot
+        if self.config.unit == "epoch":
+            return line + f"; forecast {ahead:g} epochs ahead in total (nominal)"
+        line += f"; forecast {ahead:g} steps"
+        if steps_per_epoch:
+            line += f" ({ahead / steps_per_epoch:.3g} epochs)"
+        return line + " ahead in total (nominal)"
+
+    def on_train_end(self, steps_per_epoch: int | None = None) -> str:
+        """Call once when training ends: logs :meth:`summary` at INFO (rank zero) and returns it."""
+        line = self.summary(steps_per_epoch)
+        _info("%s", line)
+        return line
+
     # ------------------------------------------------------------------ the jump
-    def _target_m(self) -> int:
-        cfg = self.config
-        if cfg.mode == "far":
-            return self._far_target(self.total, self._start)
-        return cfg.n + cfg.periodic_horizon
+    @torch.no_grad()
+    def _jump(self) -> JumpRecord:
+        """One attempt: forecast, back up, search the candidates, restore or accept, log."""
+        cfg, model, spec = self.config, self.model, self.recorder.spec
+        t0 = time.perf_counter()
+        m = self.schedule.target_m()
+        record = JumpRecord(step=self.recorder.steps[-1], epoch=self.schedule.epochs, mode=cfg.mode, n=cfg.n, m=m)
+        params = spec.check_model(model)
+        device = dist.comm_device(params[0].device)
 
-    def _forecast(self, spec: ParamSpec, m: int, device: torch.device) -> tuple[int, torch.Tensor | None]:
-        """Rank 0 forecasts and validates; returns ``(status, (D,) float32 CPU or None)`` on every rank."""
-        D = spec.numel
-        status = _OK
-        out: torch.Tensor | None = None
-        if dist.is_main_process():
-            prefix = self.recorder.last(self.config.n + 1)
-            try:
-                with torch.no_grad():
-                    raw = self.forecaster.forecast(prefix, m, spec=spec)
-            except Exception as exc:  # a forecaster bug must not kill a training run
-                status = _FAILED
-                logger.warning("GFMJump: the forecaster raised %s: %s; no jump", type(exc).__name__, exc)
-            else:
-                if not torch.is_tensor(raw):
-                    status = _WRONG_SIZE
-                else:
-                    if raw.dim() == 2 and raw.shape[0] == 1:
-                        raw = raw[0]
-                    if tuple(raw.shape) != (D,):
-                        status = _WRONG_SIZE
-                    elif not raw.is_floating_point() or not bool(torch.isfinite(raw).all()):
-                        status = _NONFINITE
-                    else:
-                        out = raw.detach().to("cpu", torch.float32)
-                if status == _WRONG_SIZE:
-                    shape = tuple(raw.shape) if torch.is_tensor(raw) else type(raw).__name__
-                    logger.warning("GFMJump: forecast has shape %s, expected (%d,); no jump", shape, D)
-                elif status == _NONFINITE:
-                    logger.warning("GFMJump: forecast holds NaN/Inf; no jump")
-        if dist.is_distributed():
-            flag = torch.tensor([status], dtype=torch.int64)
-            dist.broadcast_(flag, device)
-            status = int(flag.item())
-            if status == _OK:
-                if out is None:
-                    out = torch.empty(D, dtype=torch.float32)
-                dist.broadcast_(out, device)
-        return status, out
+        # 1. forecast (rank 0) and share it
+        outcome, forecast = forecast_step(self.forecaster, lambda: self.recorder.last(cfg.n + 1), m, spec, device)
+        record.forecast_seconds = time.perf_counter() - t0
+        if outcome is Outcome.OK:
+            record.lr_ratio = self._lr_ratio(m - cfg.n)
+            # 2-4. back up, try the candidates, restore or accept
+            t_guard = time.perf_counter()
+            outcome = self._guarded_move(record, model, spec, params, forecast, device)
+            record.guard_seconds = time.perf_counter() - t_guard
+        record.reason = outcome.reason
+        record.seconds = time.perf_counter() - t0
+        self.schedule.attempted()
+        self._log_attempt(record)
+        return record
 
-    def _evaluate(self, model: nn.Module, device: torch.device) -> float:
+    def _guarded_move(self, record, model, spec, params, forecast, device) -> Outcome:
+        """Move the model to the first candidate the guard accepts, or leave it exactly as it was."""
+        cfg, guarded = self.config, self.guarded
+        w_n = flatten_params(model, spec)
+        delta = forecast.sub_(w_n)  # w_hat_m - w_n, in place: one (D,) buffer
+        backup = Backup(params, list(model.buffers()))
         was_training = model.training
+
+        def write(a: float) -> None:
+            assign_params(model, w_n + a * delta, spec)
+            if cfg.refresh_bn_batches > 0:
+                self._refresh_bn(model, device)
+
+        def loss_now() -> float:
+            return evaluate(self.eval_fn, model, device)
+
+        if guarded:
+            record.loss_before = loss_now()
         try:
-            with torch.no_grad():
-                value = self.eval_fn(model)
-        finally:
+            alphas = [a * record.lr_ratio for a in cfg.candidate_alphas(guarded)]
+            result = search(alphas, write, loss_now if guarded else None, record.loss_before, cfg.tolerance)
+        except BaseException:
+            # eval_fn or the BatchNorm loader failed mid-jump: never leave the model jumped.
+            backup.restore()
             model.train(was_training)
-        value = float(value.item()) if torch.is_tensor(value) else float(value)
-        return dist.all_reduce_mean(value, device)
+            raise
+        record.alphas_tried, record.losses_after = result.alphas_tried, result.losses_after
+        if result.outcome.accepted:
+            record.accepted, record.alpha = True, result.alpha
+            record.jump_norm = float(delta.norm()) * result.alpha
+            self._after_accept(record)
+        else:
+            backup.restore()
+        model.train(was_training)
+        return result.outcome
+
+    def _lr_ratio(self, snapshots_ahead: int) -> float:
+        """``r`` of ``lr_horizon`` for a forecast ``snapshots_ahead`` snapshots ahead (1.0 when off)."""
+        if not self.config.lr_horizon or self.lr_scheduler is None:
+            return 1.0
+        steps = max(1, round(snapshots_ahead * self.lr_steps_per_snapshot))
+        ratio = future_lr_ratio(self.lr_scheduler, steps)
+        if ratio is None:
+            _info("GFMJump: the learning-rate schedule cannot be simulated; the horizon is not rescaled")
+            return 1.0
+        return min(1.0, ratio)
 
     def _refresh_bn(self, model: nn.Module, device: torch.device) -> None:
         refresh_batchnorm(model, self.bn_loader, self.config.refresh_bn_batches)
@@ -405,98 +611,8 @@ class GFMJump:
             for b in model.buffers():
                 dist.broadcast_(b.data, device)
 
-    @torch.no_grad()
-    def _jump(self) -> JumpRecord:
-        cfg = self.config
-        model, spec = self.model, self.recorder.spec
-        t0 = time.perf_counter()
-        m = self._target_m()
-        record = JumpRecord(
-            step=self.recorder.steps[-1], epoch=self._epochs, mode=cfg.mode, n=cfg.n, m=m
-        )
-        params = spec.check_model(model)
-        device = dist.comm_device(params[0].device)
-        status, forecast = self._forecast(spec, m, device)
-        record.forecast_seconds = time.perf_counter() - t0
-        if status != _OK:
-            record.reason = _REASONS[status]
-            record.seconds = time.perf_counter() - t0
-            if cfg.mode == "far":
-                self._far_done = True
-            return record
-
-        t_guard = time.perf_counter()
-        guarded = cfg.guard if cfg.guard is not None else self.eval_fn is not None
-        w_n = flatten_params(model, spec)
-        delta = forecast.sub_(w_n)  # w_hat_m - w_n, in place: one (D,) buffer
-        # Exact backup in the parameters' own dtype/device, plus buffers (BatchNorm refresh).
-        backup = [p.detach().clone() for p in params]
-        buffers = list(model.buffers())
-        buffer_backup = [b.detach().clone() for b in buffers]
-        was_training = model.training
-        if guarded:
-            record.loss_before = self._evaluate(model, device)
-        accepted_alpha = None
-        try:
-            for a in cfg.candidate_alphas(guarded):
-                record.alphas_tried.append(a)
-                assign_params(model, w_n + a * delta, spec)
-                if cfg.refresh_bn_batches > 0:
-                    self._refresh_bn(model, device)
-                if not guarded:
-                    accepted_alpha = a
-                    break
-                after = self._evaluate(model, device)
-                record.losses_after.append(after)
-                lb = record.loss_before
-                if math.isfinite(after) and math.isfinite(lb) and after <= lb + cfg.tolerance * abs(lb):
-                    accepted_alpha = a
-                    break
-        except BaseException:
-            # eval_fn or the BatchNorm loader failed mid-jump: never leave the model jumped.
-            self._restore(params, backup, buffers, buffer_backup)
-            model.train(was_training)
-            raise
-        if accepted_alpha is None:
-            self._restore(params, backup, buffers, buffer_backup)
-            record.reason = "rejected: loss rose"
-            if record.loss_before is not None and not math.isfinite(record.loss_before):
-                record.reason = "rejected: guard loss before the jump is not finite"
-            _warn(
-                "GFMJump: jump at step %d rejected by the guard (loss %.6g -> %s); weights restored",
-                record.step,
-                record.loss_before,
-                ", ".join(f"{v:.6g}" for v in record.losses_after),
-            )
-        else:
-            record.accepted = True
-            record.alpha = accepted_alpha
-            record.reason = "accepted" if guarded else "accepted (no guard)"
-            record.jump_norm = float(delta.norm()) * accepted_alpha
-            self._after_accept(record)
-        model.train(was_training)
-        record.guard_seconds = time.perf_counter() - t_guard
-        record.seconds = time.perf_counter() - t0
-        if record.accepted and dist.is_main_process():
-            logger.info(
-                "GFMJump: %s jump at step %d to m=%d accepted with alpha=%g (loss %s -> %s)",
-                cfg.mode, record.step, m, record.alpha, record.loss_before,
-                record.losses_after[-1] if record.losses_after else None,
-            )
-        if cfg.mode == "far":
-            self._far_done = True
-        return record
-
-    @staticmethod
-    @torch.no_grad()
-    def _restore(params, backup, buffers, buffer_backup) -> None:
-        for p, b in zip(params, backup):
-            p.copy_(b)
-        for buf, b in zip(buffers, buffer_backup):
-            buf.copy_(b)
-
     def _after_accept(self, record: JumpRecord) -> None:
-        self._jumps += 1
+        self.schedule.accepted()
         if self.config.optimizer_state == "reset" and self.optimizer is not None:
             # Momentum buffers / Adam moments and step counts describe the old trajectory.
             self.optimizer.state.clear()
@@ -504,23 +620,31 @@ class GFMJump:
             # The next window starts at the jumped weights (same step index).
             self.recorder.clear()
             self.recorder.record(record.step)
-            self._seg = 0
+
+    def _log_attempt(self, record: JumpRecord) -> None:
+        after = ", ".join(f"{v:.6g}" for v in record.losses_after)
+        if record.accepted:
+            _info(
+                "GFMJump: %s jump at step %d to m=%d accepted with alpha=%g (loss %s -> %s)",
+                record.mode, record.step, record.m, record.alpha, record.loss_before,
+                record.losses_after[-1] if record.losses_after else None,
+            )
+        elif record.alphas_tried:
+            _warn(
+                "GFMJump: jump at step %d rejected by the guard (loss %.6g -> %s); weights restored",
+                record.step, record.loss_before, after,
+            )
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs (counters, history, the recorder's snapshots)."""
-        if self._pending_state is not None and self.recorder is None:
-            return dict(self._pending_state)
+        if self._saved_state is not None and self.recorder is None:
+            return dict(self._saved_state)
         return {
             "format": STATE_FORMAT,
             "version": _STATE_VERSION,
             "config": self.config.to_dict(),
-            "epochs": self._epochs,
-            "steps": self._steps,
-            "seg": self._seg,
-            "jumps": self._jumps,
-            "far_done": self._far_done,
-            "start": self._start,
+            **self.schedule.state_dict(),
             "history": [r.to_dict() for r in self.history],
             "recorder": self.recorder.state_dict() if self.recorder is not None else None,
         }
@@ -536,7 +660,8 @@ class GFMJump:
             raise ValueError(f"not a GFMJump state (format {state.get('format')!r})")
         saved = state.get("config") or {}
         mine = self.config.to_dict()
-        diff = [k for k in _STRUCTURAL if k in saved and saved[k] != mine[k]]
+        unused = () if mine["unit"] == "step" else ("every_n_steps",)  # the step interval means nothing per epoch
+        diff = [k for k in _STRUCTURAL if k in saved and k not in unused and saved[k] != mine[k]]
         if diff:
             raise ValueError(
                 "GFMJump state was saved with a different schedule: "
@@ -546,16 +671,12 @@ class GFMJump:
         if other:
             _warn("GFMJump: resuming with changed options %s (the current values are used)", other)
         if self.recorder is None:
-            self._pending_state = state
+            self._saved_state = state
             return
         if state.get("recorder") is not None:
             self.recorder.load_state_dict(state["recorder"])
-        self._epochs = int(state["epochs"])
-        self._steps = int(state["steps"])
-        self._seg = int(state["seg"])
-        self._jumps = int(state["jumps"])
-        self._far_done = bool(state["far_done"])
-        self._start = int(state.get("start", 0))
+        self.schedule.load_state_dict(state)
+        self.active = True
         self.history = [JumpRecord.from_dict(r) for r in state.get("history", [])]
 
     def save_state(self, path: str | os.PathLike, *, all_ranks: bool = False) -> Path:
@@ -604,11 +725,30 @@ class GFMJump:
     @property
     def jumps(self) -> int:
         """Number of accepted jumps so far."""
-        return self._jumps
+        return self.schedule.jumps
 
     def __repr__(self) -> str:
         fields_ = ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in fields(self.config)[:4])
-        return f"GFMJump({fields_}, attached={self.recorder is not None}, jumps={self._jumps})"
+        return f"GFMJump({fields_}, attached={self.recorder is not None}, jumps={self.jumps})"
+
+
+def _describe_change(old: tuple, new: tuple) -> str:
+    """Name the first difference of two binding fingerprints (see ``GFMJump._fingerprint``)."""
+    (old_p, old_o), (new_p, new_o) = old, new
+    old_by, new_by = {n: (i, g) for n, i, g in old_p}, {n: (i, g) for n, i, g in new_p}
+    for name, (i, g) in new_by.items():
+        if name not in old_by:
+            return f"parameter {name!r} was added"
+        if old_by[name][0] != i:
+            return f"parameter {name!r} was replaced (a module swapped)"
+        if old_by[name][1] != g:
+            return f"parameter {name!r} was {'unfrozen' if g else 'frozen'}"
+    for name in old_by:
+        if name not in new_by:
+            return f"parameter {name!r} was removed"
+    if old_o != new_o:
+        return "the optimizer's parameters changed (optimizer recreated or param group added)"
+    return "the parameter order changed"
 
 
 def check_adapter_args(eval_fn: Any, eval_batches: Any) -> None:

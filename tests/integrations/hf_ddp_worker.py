@@ -1,6 +1,6 @@
 """torchrun worker: the HF Trainer under DDP (gloo, CPU) with the GFMJump callback.
 
-Launched by test_integration_hf_ddp.py as
+Launched by test_hf_ddp.py as
 ``python -m torch.distributed.run --nproc_per_node=2 hf_ddp_worker.py OUT_DIR``.
 Each rank writes ``OUT_DIR/rank<r>.safetensors`` (flat parameters right after the jump and
 at the end) and ``OUT_DIR/rank<r>.json`` (its jump history and log entries).
@@ -47,7 +47,7 @@ class GrabAfterJump(TrainerCallback):
 def main(out_dir: str) -> None:
     rank = int(os.environ["RANK"])
     train, held_out = lm_datasets(n_train=64, n_eval=16)
-    jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, eval_batches=2)
+    jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, eval_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     grab = GrabAfterJump(jump)
     args = TrainingArguments(
         output_dir=os.path.join(out_dir, "trainer"),

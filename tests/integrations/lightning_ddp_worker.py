@@ -1,6 +1,6 @@
 """torchrun worker: a Lightning Trainer under DDP (gloo, CPU) with the GFMJump callback.
 
-Launched by test_integration_lightning_ddp.py as
+Launched by test_lightning_ddp.py as
 ``python -m torch.distributed.run --standalone --nproc_per_node=2 lightning_ddp_worker.py OUT_DIR``.
 Each rank writes ``OUT_DIR/rank<r>.safetensors`` (flat parameters right after the jump and at
 the end) and ``OUT_DIR/rank<r>.json`` (its jump history).
@@ -22,7 +22,7 @@ import lightning as L  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 from _integration_models import RankDependentForecaster, finish_distributed, flat_params, write_rank_outputs  # noqa: E402
 from gfm_accel.integrations.lightning import GFMJump  # noqa: E402
-from test_integration_lightning import Regressor, _loaders  # noqa: E402
+from test_lightning import Regressor, _loaders  # noqa: E402
 
 
 class GrabAfterJump(Callback):
@@ -38,7 +38,7 @@ class GrabAfterJump(Callback):
 def main(out_dir: str) -> None:
     torch.manual_seed(0)
     module = Regressor()
-    jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, alpha=0.5, eval_batches=2)
+    jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, alpha=0.5, eval_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     grab = GrabAfterJump(jump)
     trainer = L.Trainer(
         max_epochs=4,

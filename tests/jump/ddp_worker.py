@@ -1,4 +1,4 @@
-"""A plain DDP loop with GFMJump, launched by ``test_jump_ddp.py`` under torchrun (gloo, CPU).
+"""A plain DDP loop with GFMJump, launched by ``test_ddp.py`` under torchrun (gloo, CPU).
 
 Every rank trains on its own shard, evaluates the guard on its own held-out shard and
 refreshes BatchNorm from its own batches. The forecaster adds rank-dependent noise, so
@@ -73,7 +73,7 @@ def main() -> int:
         return float(torch.nn.functional.cross_entropy(m(xv), yv))
 
     bn_loader = [x[i : i + 32] for i in range(0, len(x), 32)]
-    jump = GFMJump(RankNoisyForecaster(), n=2, horizon=2, refresh_bn_batches=2)
+    jump = GFMJump(RankNoisyForecaster(), n=2, horizon=2, refresh_bn_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset", every=2)
     jump.attach(model, opt, eval_fn=eval_fn, bn_loader=bn_loader)
 
     checks = []

@@ -16,9 +16,9 @@ from _jump_helpers import digits, eval_loss_fn, mlp, train_epoch
 EPOCHS = 8
 CONFIGS = {
     # periodic: windows of 3 snapshots, a jump attempt every 2 snapshots (steps 2, 4, ...)
-    "periodic": dict(mode="periodic", n=2, horizon=2),
+    "periodic": dict(mode="periodic", n=2, horizon=2, every=2, unit="epoch", tolerance=0.01, optimizer_state="reset"),
     # far: prefix w_0..w_3, jump once after epoch index 2 to m = 8
-    "far": dict(mode="far", n=3, alpha=0.5),
+    "far": dict(mode="far", n=3, alpha=0.5, unit="epoch", tolerance=0.01, optimizer_state="reset"),
 }
 
 
@@ -96,7 +96,7 @@ def test_state_dict_round_trip_and_schedule_mismatch(tmp_path):
     jump.on_epoch_end(0)
     state = jump.state_dict()
     assert state["epochs"] == 1 and state["seg"] == 1 and state["recorder"]["steps"] == [0, 1]
-    other = GFMJump(LinearExtrapolationForecaster(), mode="periodic", n=3)
+    other = GFMJump(LinearExtrapolationForecaster(), mode="periodic", n=3, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=3, every=3)
     other.attach(mlp(seed=1))
     with pytest.raises(ValueError, match="different schedule: n=2 .now 3."):
         other.load_state_dict(state)

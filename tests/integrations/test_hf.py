@@ -113,7 +113,7 @@ def _jump_logs(trainer) -> list[dict]:
 
 def test_epoch_far_jump_lands_on_the_forecast_and_is_logged(tmp_path):
     before, after = Probe(), Probe()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     spy = LogSpy()
     trainer = _trainer(tmp_path, [before, jump, after, spy])
     trainer.train()
@@ -146,7 +146,7 @@ def test_epoch_far_jump_lands_on_the_forecast_and_is_logged(tmp_path):
 
 def test_max_steps_schedule_step_unit(tmp_path):
     before, after = Probe("step"), Probe("step")
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="step", every_n_steps=2, guard=False, tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [before, jump, after], max_steps=10, num_train_epochs=1, eval_strategy="no")
     trainer.train()
 
@@ -164,7 +164,7 @@ def test_max_steps_schedule_step_unit(tmp_path):
 
 def test_max_steps_with_epoch_unit_reads_the_planned_epochs(tmp_path):
     # 4 steps per epoch and max_steps=14: the Trainer plans ceil(14 / 4) = 4 epochs.
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [jump], max_steps=14, eval_strategy="no")
     trainer.train()
     assert [(r.step, r.m) for r in jump.history] == [(2, 4)]
@@ -172,7 +172,7 @@ def test_max_steps_with_epoch_unit_reads_the_planned_epochs(tmp_path):
 
 
 def test_periodic_mode_jumps_every_window(tmp_path):
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=1, alpha=0.5)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=1, alpha=0.5, unit="epoch", tolerance=0.01, optimizer_state="reset", every=2)
     trainer = _trainer(tmp_path, [jump], num_train_epochs=6)
     trainer.train()
     # Windows of n+1 = 3 snapshots; after an accepted jump the window restarts at the jumped
@@ -185,7 +185,7 @@ def test_periodic_mode_jumps_every_window(tmp_path):
 def test_guard_rejection_restores_weights_and_optimizer_exactly(tmp_path):
     before, after = Probe(), Probe()
     far_away = ConstantForecaster(lambda prefix: prefix[-1] + 50.0)
-    jump = GFMJump(forecaster=far_away, mode="far", n=2)
+    jump = GFMJump(forecaster=far_away, mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [before, jump, after], num_train_epochs=4, optim="adamw_torch")
     trainer.train()
 
@@ -211,7 +211,7 @@ def test_guard_rejection_restores_weights_and_optimizer_exactly(tmp_path):
 )
 def test_bad_forecast_skips_the_jump_and_training_goes_on(tmp_path, fn, reason, caplog):
     before, after = Probe(), Probe()
-    jump = GFMJump(forecaster=ConstantForecaster(fn), mode="far", n=2)
+    jump = GFMJump(forecaster=ConstantForecaster(fn), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [before, jump, after], num_train_epochs=4)
     with caplog.at_level("WARNING"):
         trainer.train()
@@ -223,7 +223,7 @@ def test_bad_forecast_skips_the_jump_and_training_goes_on(tmp_path, fn, reason, 
 
 def test_forecaster_for_another_model_is_refused_at_start(tmp_path):
     wrong = ConstantForecaster(lambda p: p[-1], expected_dim=1234)
-    trainer = _trainer(tmp_path, [GFMJump(forecaster=wrong, mode="far", n=2)])
+    trainer = _trainer(tmp_path, [GFMJump(forecaster=wrong, mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset")])
     with pytest.raises(ValueError, match="D=1234"):
         trainer.train()
 
@@ -234,7 +234,7 @@ def test_guard_true_without_held_out_data_is_a_clear_error(tmp_path):
         model=tiny_gpt2(),
         args=_args(tmp_path, eval_strategy="no"),
         train_dataset=train,
-        callbacks=[GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=True)],
+        callbacks=[GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=True, unit="epoch", tolerance=0.01, optimizer_state="reset")],
     )
     with pytest.raises(ValueError, match="held-out data"):
         trainer.train()
@@ -242,7 +242,7 @@ def test_guard_true_without_held_out_data_is_a_clear_error(tmp_path):
 
 def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path):
     def cfg():
-        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5)
+        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=3, alpha=0.5, unit="epoch", tolerance=0.01, optimizer_state="reset")
 
     # Uninterrupted run: 6 epochs, jump after epoch 3 (snapshots w_0..w_3), target m = 6.
     ref = cfg()
@@ -282,14 +282,14 @@ def test_resume_in_the_middle_of_observation_makes_the_same_jump(tmp_path):
 
 def test_constructor_validates_its_own_options():
     with pytest.raises(ValueError, match="eval_batches"):
-        GFMJump(forecaster=LinearExtrapolationForecaster(), eval_batches=0)
+        GFMJump(forecaster=LinearExtrapolationForecaster(), eval_batches=0, unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=4, every=4)
     with pytest.raises(ValueError, match="mode"):
-        GFMJump(forecaster=LinearExtrapolationForecaster(), mode="sideways")
+        GFMJump(forecaster=LinearExtrapolationForecaster(), mode="sideways", unit="epoch", tolerance=0.01, optimizer_state="reset", horizon=4, every=4)
 
 
 def test_optimizer_state_reset_clears_the_real_adamw_state(tmp_path):
     before, after = Probe(), Probe()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, optimizer_state="reset")
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, optimizer_state="reset", unit="epoch", tolerance=0.01)
     trainer = _trainer(tmp_path, [before, jump, after], num_train_epochs=4, optim="adamw_torch", eval_strategy="no")
     trainer.train()
     assert jump.history[0].accepted
@@ -312,7 +312,7 @@ class StopAtStep(TrainerCallback):
 
 def test_resume_mid_epoch_with_the_step_unit(tmp_path):
     def cfg():
-        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, unit="step", every_n_steps=2, alpha=0.5)
+        return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, unit="step", every_n_steps=2, alpha=0.5, tolerance=0.01, optimizer_state="reset")
 
     # 4 optimizer steps per epoch; the checkpoint at step 6 is in the middle of epoch 2 and
     # of observation (w_0, w_2, w_4, w_6 held; the jump needs w_8). The guard uses the
@@ -343,7 +343,7 @@ def test_resume_mid_epoch_with_the_step_unit(tmp_path):
 
 def test_eval_dataset_given_to_the_callback_drives_the_guard(tmp_path):
     train, held_out = lm_datasets()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, eval_dataset=held_out, eval_batches=2)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, eval_dataset=held_out, eval_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = Trainer(model=tiny_gpt2(), args=_args(tmp_path, eval_strategy="no"), train_dataset=train, callbacks=[jump])
     trainer.train()
     rec = jump.history[0]
@@ -352,7 +352,7 @@ def test_eval_dataset_given_to_the_callback_drives_the_guard(tmp_path):
 
 
 def test_unguarded_jump_logs_no_nan(tmp_path):
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     trainer = _trainer(tmp_path, [jump], num_train_epochs=3, eval_strategy="no")
     trainer.train()
     (entry,) = _jump_logs(trainer)
@@ -362,12 +362,12 @@ def test_unguarded_jump_logs_no_nan(tmp_path):
 
 def test_resume_without_a_saved_jump_state_restarts_observation(tmp_path, caplog):
     run = tmp_path / "run"
-    _trainer(run, [GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2), StopAfter(2)],
+    _trainer(run, [GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset"), StopAfter(2)],
              num_train_epochs=6, save_strategy="epoch").train()
     (run / "checkpoint-8" / STATE_FILE).unlink()
 
     before = Probe()
-    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False)
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     t2 = _trainer(run, [before, jump], num_train_epochs=6, save_strategy="no")
     with caplog.at_level("WARNING"):
         t2.train(resume_from_checkpoint=str(run / "checkpoint-8"))
@@ -378,7 +378,164 @@ def test_resume_without_a_saved_jump_state_restarts_observation(tmp_path, caplog
     assert jump.core.recorder.steps == [2, 3, 4]
 
     # Resumed with too little left for n+1 fresh snapshots: no jump, training completes.
-    late = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, guard=False)
+    late = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=4, guard=False, unit="epoch", tolerance=0.01, optimizer_state="reset")
     t3 = _trainer(run, [late], num_train_epochs=6, save_strategy="no")
     t3.train(resume_from_checkpoint=str(run / "checkpoint-8"))
     assert late.history == [] and t3.state.global_step == 24
+
+
+# ---------------------------------------------------------------- a new user's first runs (issue 16)
+def _history(cb) -> list[dict]:
+    return [{k: v for k, v in r.to_dict().items() if not k.endswith("seconds")} for r in cb.history]
+
+
+def _periodic(unit: str = "epoch") -> GFMJump:
+    steps = dict(unit="step", every_n_steps=2) if unit == "step" else dict(unit="epoch")
+    return GFMJump(forecaster=LinearExtrapolationForecaster(), mode="periodic", n=2, horizon=2, every=2,
+                   tolerance=0.3, optimizer_state="keep", **steps)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Reference runs (8 epochs of 4 steps) that also write a checkpoint every 2 steps.
+
+    eval_strategy="no": the Trainer's own evaluation at an epoch end iterates the eval loader,
+    which draws from the global torch RNG after the checkpoint of that step was written, so
+    the Trainer alone (without GFMJump) does not resume bit for bit from an epoch-boundary
+    checkpoint then. The guard still uses the Trainer's eval_dataset.
+    """
+    out = {}
+    for unit in ("epoch", "step"):
+        d = tmp_path_factory.mktemp(f"ref_{unit}")
+        cb = _periodic(unit)
+        t = _trainer(d, [cb], num_train_epochs=8, save_strategy="steps", save_steps=2, eval_strategy="no")
+        t.train()
+        out[unit] = (d, _history(cb), flat_params(t.model))
+    return out
+
+
+@pytest.mark.parametrize(
+    "unit, step, how",
+    [
+        ("epoch", 8, "path"),  # the last step of epoch 2, whose end makes a jump: saved before on_epoch_end
+        ("epoch", 8, "args"),
+        ("epoch", 8, "latest"),
+        ("epoch", 12, "path"),  # an epoch boundary in the jump's cooldown (window restarted at epoch 2)
+        ("epoch", 14, "path"),  # mid-epoch, mid-window
+        ("step", 8, "path"),  # the step of a jump (on_step_end jumps before the checkpoint is written)
+        ("step", 10, "path"),  # cooldown: the window restarted at step 8
+        ("step", 6, "latest"),  # mid-window
+    ],
+)
+def test_resume_anywhere_matches_the_uninterrupted_run_bit_for_bit(tmp_path, uninterrupted, unit, step, how):
+    ref_dir, ref_history, ref_weights = uninterrupted[unit]
+    assert sum(h["accepted"] for h in ref_history) >= 2
+    ckpt = ref_dir / f"checkpoint-{step}"
+    cb = _periodic(unit)
+    if how == "latest":  # trainer.train(resume_from_checkpoint=True) in an output_dir holding only that checkpoint
+        import shutil
+
+        out = tmp_path / "same"
+        shutil.copytree(ckpt, out / ckpt.name)
+        t = _trainer(out, [cb], num_train_epochs=8, model=tiny_gpt2(seed=7), eval_strategy="no")
+        t.train(resume_from_checkpoint=True)
+    elif how == "args":  # the example scripts' way: args.resume_from_checkpoint, output_dir elsewhere
+        t = _trainer(tmp_path / "elsewhere", [cb], num_train_epochs=8, model=tiny_gpt2(seed=7),
+                     resume_from_checkpoint=str(ckpt), eval_strategy="no")
+        t.train(resume_from_checkpoint=t.args.resume_from_checkpoint)
+    else:  # trainer.train(resume_from_checkpoint=PATH) with output_dir elsewhere (it used to be ignored)
+        t = _trainer(tmp_path / "elsewhere", [cb], num_train_epochs=8, model=tiny_gpt2(seed=7), eval_strategy="no")
+        t.train(resume_from_checkpoint=str(ckpt))
+    assert _history(cb) == ref_history
+    assert torch.equal(flat_params(t.model), ref_weights)
+
+
+def test_no_global_rng_consumed_by_the_callback(tmp_path):
+    # Dropout draws from the torch RNG at every step: a callback that consumed any (e.g. by
+    # iterating the eval loader) would change every later step. A NaN forecaster never jumps.
+    nan = ConstantForecaster(lambda p: torch.full_like(p[-1], float("nan")))
+    plain = _trainer(tmp_path / "plain", [], num_train_epochs=4)
+    plain.train()
+    cb = GFMJump(forecaster=nan, mode="periodic", n=1, horizon=1, every=1, unit="epoch")
+    with_cb = _trainer(tmp_path / "cb", [cb], num_train_epochs=4)
+    with_cb.train()
+    assert [r.reason for r in cb.history] == ["skipped: forecast NaN/Inf"] * 3  # it ran, guard batches taken
+    assert torch.equal(flat_params(plain.model), flat_params(with_cb.model))
+
+
+def test_eval_set_without_labels_is_an_error_at_the_start(tmp_path):
+    class NoLabels(torch.utils.data.Dataset):
+        def __init__(self, ds):
+            self.ds = ds
+
+        def __len__(self):
+            return len(self.ds)
+
+        def __getitem__(self, i):
+            return {"input_ids": self.ds[i]["input_ids"]}
+
+    train, held_out = lm_datasets()
+    seen = Probe()
+    trainer = Trainer(model=tiny_gpt2(), args=_args(tmp_path, eval_strategy="no"), train_dataset=train,
+                      callbacks=[GFMJump(forecaster=LinearExtrapolationForecaster(), unit="epoch",
+                                         eval_dataset=NoLabels(held_out)), seen])
+    with pytest.raises(ValueError, match="give the eval dataset a 'labels' column"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+def test_short_run_and_no_guard_warn_and_the_summary_is_logged(tmp_path, caplog):
+    train, _ = lm_datasets()
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster())  # the defaults: schedule A
+    trainer = Trainer(model=tiny_gpt2(), args=_args(tmp_path, eval_strategy="no", num_train_epochs=3),
+                      train_dataset=train, callbacks=[jump])
+    with caplog.at_level("INFO", logger="gfm_accel.jump.core"):
+        trainer.train()
+    # 3 epochs of 4 steps = 12 steps; schedule A's first jump needs 75.
+    assert any("too short for any jump: the first can come at step 25 and needs a planned length of at "
+               "least 75 steps" in m for m in caplog.messages), caplog.messages
+    assert any("the guard is off" in m for m in caplog.messages)
+    assert "GFMJump: 0/0 jumps accepted" in caplog.messages
+    assert jump.history == []
+
+
+def test_parameters_outside_the_optimizer_stay_put(tmp_path):
+    from transformers.optimization import get_constant_schedule
+
+    model = tiny_gpt2()
+    head = [p for n, p in model.named_parameters() if n.startswith("transformer.h.")]
+    opt = torch.optim.SGD(head, lr=0.05)
+    body = {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith("transformer.h.")}
+    jump = GFMJump(forecaster=ConstantForecaster(lambda p: p[-1] + 1.0), mode="far", n=1, horizon=3,
+                   unit="epoch", guard=False)
+    train, _ = lm_datasets()
+    trainer = Trainer(model=model, args=_args(tmp_path, eval_strategy="no", num_train_epochs=3),
+                      train_dataset=train, callbacks=[jump], optimizers=(opt, get_constant_schedule(opt)))
+    trainer.train()
+    assert jump.history[0].accepted
+    assert all(n.startswith("transformer.h.") for n in jump.core.recorder.spec.names)
+    for n, p in trainer.model.named_parameters():
+        if n in body:
+            assert torch.equal(p.detach(), body[n]), n  # requires_grad=True, but no optimizer step: not moved
+
+
+def test_a_second_train_with_the_same_callback_starts_a_new_run(tmp_path):
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", guard=False)
+    trainer = _trainer(tmp_path, [jump], num_train_epochs=3, eval_strategy="no")
+    trainer.train()
+    trainer.train()
+    assert [(r.step, r.m) for r in jump.history] == [(2, 3)]  # the second run's own jump only
+
+
+def test_lr_horizon_with_the_trainers_linear_schedule(tmp_path):
+    jump = GFMJump(forecaster=LinearExtrapolationForecaster(), n=2, horizon=2, every=2, every_n_steps=2,
+                   guard=False, lr_horizon=True, max_jumps=1)
+    trainer = _trainer(tmp_path, [jump], max_steps=20, eval_strategy="no")
+    trainer.train()
+    # HF's default schedule: linear decay to 0 over 20 steps, stepped after every optimizer
+    # step. The jump after step 4 forecasts K=2 snapshots = 4 steps ahead, whose rates are
+    # lr0 * (16, 15, 14, 13) / 20; the current one lr0 * 16 / 20.
+    (rec,) = jump.history
+    assert rec.step == 4 and rec.lr_ratio == pytest.approx((16 + 15 + 14 + 13) / (4 * 16), rel=1e-9)
+    assert rec.alpha == pytest.approx(rec.lr_ratio) and rec.accepted
+    assert _jump_logs(trainer)[0]["gfm/lr_ratio"] == pytest.approx(rec.lr_ratio)

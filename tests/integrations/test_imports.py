@@ -51,3 +51,17 @@ def test_adapters_export_gfmjump(module):
     assert "GFMJump" in mod.__all__
     for name in mod.__all__:
         assert getattr(mod, name) is not None
+
+
+def test_star_import_works_without_either_framework():
+    # Before: __all__ = ["hf", "lightning"], so a star import imported both adapters and
+    # failed unless both extras were installed.
+    code = (
+        "import sys; sys.modules['transformers'] = None; sys.modules['lightning'] = None\n"
+        "from gfm_accel.integrations import *\n"
+        "import gfm_accel.integrations as i\n"
+        "print('OK', i.__all__, 'gfm_accel.integrations.hf' in sys.modules)\n"
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "OK [] False" in proc.stdout, proc.stdout

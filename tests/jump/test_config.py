@@ -15,10 +15,16 @@ def test_every_exported_name_imports():
     assert gfm_accel.GFMJump is jump_pkg.GFMJump
 
 
-def test_defaults_and_derived_values():
+def test_defaults_are_the_recommended_schedule_a():
+    # Issue 16: the default of JumpConfig()/GFMJump() is the configuration recommended for
+    # users' own runs (docs/acceleration.md, schedule A): periodic, n=4, K=10, P=5,
+    # snapshots every 5 optimizer steps, guard tolerance 0.3, optimizer state kept.
     cfg = JumpConfig()
-    assert (cfg.mode, cfg.n, cfg.unit, cfg.optimizer_state, cfg.tolerance) == ("periodic", 4, "epoch", "reset", 0.01)
-    assert cfg.periodic_horizon == 4 and cfg.periodic_every == 4
+    assert (cfg.mode, cfg.n, cfg.unit, cfg.every_n_steps) == ("periodic", 4, "step", 5)
+    assert (cfg.optimizer_state, cfg.tolerance, cfg.include_unoptimized) == ("keep", 0.3, False)
+    assert cfg.periodic_horizon == 10 and cfg.periodic_every == 5
+    assert JumpConfig(n=7).periodic_every == 7  # P >= n: a fresh window of n+1 snapshots
+    assert JumpConfig(unit="epoch", horizon=4, every=4).periodic_horizon == 4
     assert cfg.candidate_alphas(guarded=True) == (1.0, 0.5, 0.25)
     assert cfg.candidate_alphas(guarded=False) == (1.0,)
     assert JumpConfig(alpha=0.5).candidate_alphas(True) == (0.5, 0.25, 0.125)
@@ -40,7 +46,8 @@ def test_json_round_trip():
         ({"n": 0}, "n must"),
         ({"mode": "far", "n": 4, "horizon": 4}, "larger than n=4"),
         ({"every": 2, "n": 4}, "every=2 must be >= n=4"),
-        ({"unit": "step"}, "every_n_steps"),
+        ({"unit": "step", "every_n_steps": None}, "every_n_steps"),
+        ({"include_unoptimized": 1}, "include_unoptimized"),
         ({"alpha": 0.0}, "alpha"),
         ({"alpha": float("nan")}, "alpha"),
         ({"alphas": ()}, "at least one"),
@@ -72,3 +79,13 @@ def test_record_round_trip_and_log_dict():
     logd = r.log_dict()
     assert logd["gfm/accepted"] == 1.0 and logd["gfm/alpha"] == 0.5 and logd["gfm/loss_after"] == 0.9
     assert logd["gfm/tries"] == 2.0
+
+
+def test_previous_defaults_rebuild_the_old_behaviour():
+    from gfm_accel.jump.config import previous_defaults
+
+    old = JumpConfig(**{**previous_defaults(3), "n": 3})
+    assert (old.unit, old.tolerance, old.optimizer_state) == ("epoch", 0.01, "reset")
+    assert old.periodic_horizon == 3 and old.periodic_every == 3
+    far = JumpConfig(mode="far", **previous_defaults(4, "far"))
+    assert far.horizon is None and far.unit == "epoch"
