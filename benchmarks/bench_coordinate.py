@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gfm_accel.forecast.coord_features import coordinate_inputs, tensor_ids_for_range, tensor_statistics
+from gfm_accel.forecast.coordinate.features import coordinate_inputs, tensor_ids_for_range, tensor_statistics
 from gfm_accel.forecast.coordinate import CoordinateBackend
 from gfm_accel.forecast.simple import LastValueForecaster, LinearExtrapolationForecaster
 from gfm_accel.info import machine_line

@@ -65,6 +65,11 @@ def _reduce(sq: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"unknown reduction {reduction!r}; expected 'mean' or 'sum'")
 
 
+def _weighted_mean(per_sample: Tensor, weights: Tensor | None) -> Tensor:
+    """``(B,)`` -> scalar: the mean of ``weights * per_sample`` (or of ``per_sample``)."""
+    return (per_sample if weights is None else weights * per_sample).mean()
+
+
 def gfm_loss(
     field: Field,
     prefix: Tensor,
@@ -77,6 +82,7 @@ def gfm_loss(
     gamma: float = 1.0,
     zeta: float = 100.0,
     reduction: str = "mean",
+    weights: Tensor | None = None,
 ) -> GFMLoss:
     """Evaluate the GFM loss on a mini-batch.
 
@@ -90,19 +96,24 @@ def gfm_loss(
         path: ``"paper"`` | ``"from_last"`` (see :mod:`gfm_accel.flow.path`).
         beta: prefix weight. gamma: extrapolation weight. zeta: consistency weight.
         reduction: ``"mean"`` or ``"sum"`` over D (see module docstring).
+        weights: ``(B,)`` optional per-sample weights; each sample's flow-matching and
+            consistency terms are multiplied by its weight before the batch mean (``None``:
+            all 1, the plain average).
 
     Returns:
-        A :class:`GFMLoss`; the scalars are averaged over the batch.
+        A :class:`GFMLoss`; the scalars are (weighted) averages over the batch.
     """
+    if weights is not None and tuple(weights.shape) != (prefix.shape[0],):
+        raise ValueError(f"weights must have shape ({prefix.shape[0]},), got {tuple(weights.shape)}")
     sample = sample_path(prefix, w_m, m, t, path=path, beta=beta, gamma=gamma)
     v = field(sample.w_t, sample.t)
-    cfm = (sample.weight * _reduce((v - sample.target) ** 2, reduction)).mean()
+    cfm = _weighted_mean(sample.weight * _reduce((v - sample.target) ** 2, reduction), weights)
     n = prefix.shape[1] - 1
     m_t = m.to(prefix.dtype) if torch.is_tensor(m) else torch.full((prefix.shape[0],), float(m), dtype=prefix.dtype)
     t_n = (n / m_t).to(prefix.device)
     if zeta != 0.0:
         w_hat = midpoint_forecast(field, prefix[:, n], t_n)
-        pred = _reduce((w_hat - w_m) ** 2, reduction).mean()
+        pred = _weighted_mean(_reduce((w_hat - w_m) ** 2, reduction), weights)
     else:
         w_hat = prefix[:, n]
         pred = torch.zeros((), dtype=prefix.dtype, device=prefix.device)

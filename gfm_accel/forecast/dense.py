@@ -32,17 +32,19 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from .._progress import Progress
 from ..flow.loss import gfm_loss
-from ..flow.path import PATHS
-from ..flow.solver import METHODS, ODEResult, integrate
+from ..flow.solver import ODEResult, integrate
 from ..params import ParamSpec
 from ..trajectories import Trajectories
+from ._modules import build_module
+from .options import FieldOptions
 
 __all__ = ["NORMALIZATIONS", "DenseConfig", "DenseField", "DenseBackend", "stack_pairs"]
 
@@ -52,12 +54,13 @@ NORMALIZATIONS: tuple[str, ...] = ("none", "standardize")
 
 
 @dataclass
-class DenseConfig:
-    """Configuration of the dense backend (validated; JSON round-trip via ``asdict``).
+class DenseConfig(FieldOptions):
+    """Configuration of the dense backend (validated; JSON round-trip via :class:`~gfm_accel._config.JsonConfig`).
 
     Attributes:
-        n, m, condition, path, beta, gamma, zeta, hidden, solver, step, tau: as in
-            :class:`gfm_accel.forecast.forecaster.GFMConfig`.
+        n, m, condition, path, beta, gamma, zeta, hidden, solver, step, tau: the shared
+            :class:`~gfm_accel.forecast.options.FieldOptions` (defaults: the paper's).
+            ``step=None`` here means ``h = 1/m``.
         depth: number of Linear layers (Table 5: 4).
         normalization: ``"none"`` (paper) or ``"standardize"``.
         t_per_traj: time samples per trajectory per optimisation step.
@@ -69,17 +72,6 @@ class DenseConfig:
         4
     """
 
-    n: int = 4
-    m: int | None = 199
-    condition: str = "none"
-    path: str = "paper"
-    beta: float = 1.0
-    gamma: float = 1.0
-    zeta: float = 100.0
-    hidden: int = 64
-    solver: str = "euler"
-    step: float | None = None
-    tau: float = 1e-6
     depth: int = 4
     normalization: str = "none"
     t_per_traj: int = 1
@@ -87,43 +79,19 @@ class DenseConfig:
     dim: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n, int) or self.n < 0:
-            raise ValueError(f"n must be an integer >= 0, got {self.n!r}")
-        if self.m is not None and (not isinstance(self.m, int) or self.m <= self.n):
-            raise ValueError(f"m must be an integer larger than n={self.n}, got {self.m!r}")
-        if self.condition not in ("none", "prefix"):
-            raise ValueError(f"unknown condition {self.condition!r}; expected 'none' or 'prefix'")
-        if self.path not in PATHS:
-            raise ValueError(f"unknown path {self.path!r}; expected one of {PATHS}")
-        if self.solver not in METHODS:
-            raise ValueError(f"unknown solver {self.solver!r}; expected one of {METHODS}")
+        super().__post_init__()
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {self.normalization!r}; expected one of {NORMALIZATIONS}")
         if self.reduction not in ("mean", "sum"):
             raise ValueError(f"unknown reduction {self.reduction!r}; expected 'mean' or 'sum'")
-        for name in ("hidden", "depth", "t_per_traj"):
+        for name in ("depth", "t_per_traj"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if self.depth < 2:
             raise ValueError(f"depth must be >= 2, got {self.depth}")
-        for name in ("beta", "gamma", "zeta", "tau"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or v < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
-            setattr(self, name, float(v))
-        if self.step is not None and not (isinstance(self.step, (int, float)) and 0 < self.step <= 1):
-            raise ValueError(f"step must be in (0, 1], got {self.step!r}")
         if self.dim is not None and (not isinstance(self.dim, int) or self.dim < 1):
             raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DenseConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown dense forecaster options {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
 
 
 class DenseField(nn.Module):
@@ -197,29 +165,32 @@ class DenseBackend:
 
     variant: ClassVar[str] = "dense"
 
-    def __init__(self, config: DenseConfig) -> None:
+    def __init__(self, config: DenseConfig, *, initialize: bool = True) -> None:
         self.config = config
         self.field: DenseField | None = None
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
         if config.dim is not None:
-            self._build(config.dim)
+            self._build(config.dim, 0 if initialize else None)
 
     # ---------------------------------------------------------------- config
     @classmethod
-    def from_config(cls, config: dict) -> "DenseBackend":
-        return cls(DenseConfig.from_dict(dict(config)))
+    def from_config(cls, config: dict, *, initialize: bool = True) -> "DenseBackend":
+        """Build from :meth:`config_dict` output (``initialize=False`` when weights follow)."""
+        return cls(DenseConfig.from_dict(dict(config)), initialize=initialize)
 
     def config_dict(self) -> dict:
-        return asdict(self.config)
+        return self.config.to_dict()
 
     @property
     def expected_dim(self) -> int | None:
         return self.config.dim
 
-    def _build(self, dim: int) -> None:
+    def _build(self, dim: int, seed: int | None) -> None:
+        """A field for D = ``dim``, initialised from ``seed`` (None: not initialised, for loading)."""
         cond_dim = (self.config.n + 1) * dim if self.config.condition == "prefix" else 0
-        self.field = DenseField(dim, self.config.hidden, self.config.depth, cond_dim)
+        cfg = self.config
+        self.field = build_module(lambda: DenseField(dim, cfg.hidden, cfg.depth, cond_dim), seed)
         self.mean = torch.zeros(dim)
         self.std = torch.ones(dim)
         self.config.dim = dim
@@ -262,9 +233,7 @@ class DenseBackend:
         prefix, w_m, m = stack_pairs(data, cfg.n, cfg.m)
         n_traj, _, dim = prefix.shape
         cfg.m = m
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self._build(dim)
+        self._build(dim, seed)  # seeded; the global RNG is left untouched
         if cfg.normalization == "standardize":
             snaps = torch.cat([t.weights[:, : m + 1].reshape(-1, dim) for t in data]).float()
             self.mean = snaps.mean(0)
@@ -274,7 +243,7 @@ class DenseBackend:
         opt = torch.optim.Adam(self.field.parameters(), lr=lr, foreach=True)
         k = cfg.t_per_traj
         history: list[float] = []
-        bar = _progress(epochs, progress)
+        bar = Progress(epochs, desc="GFM fit", unit="epoch", enabled=progress)
         self.field.train()
         for epoch in range(epochs):
             perm = torch.randperm(n_traj, generator=gen)
@@ -296,7 +265,7 @@ class DenseBackend:
             history.append(total / count)
             if not math.isfinite(history[-1]):
                 raise ValueError(f"training diverged at epoch {epoch} (loss {history[-1]}); lower lr or zeta")
-            bar.update(epoch, history[-1])
+            bar.update(1, loss=history[-1])
         bar.close()
         self.field.eval()
         return history
@@ -373,29 +342,3 @@ class DenseBackend:
             raise ValueError("tensor 'norm.std' must be positive")
         self.field.eval()
 
-
-class _progress:
-    """A tqdm bar over epochs showing the loss, or periodic log lines without tqdm."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.bar = total, None
-        self.enabled = enabled
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-
-                self.bar = tqdm(total=total, desc="GFM fit", unit="epoch")
-            except ImportError:  # the `progress` extra is optional
-                self.bar = None
-
-    def update(self, epoch: int, loss: float) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            if epoch % 10 == 0 or epoch == self.total - 1:
-                self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-        elif self.enabled and (epoch + 1) % max(1, self.total // 10) == 0:
-            logger.info("epoch %d/%d loss %.4g", epoch + 1, self.total, loss)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -19,10 +19,12 @@ whole dict in the file. ``config_dict()["normalization"]``, when present, is rec
 the file metadata as ``"normalization"``.
 
 File format (safetensors, written atomically): the backend's ``state_tensors()`` plus
-string metadata ``format="gfm_accel.forecaster"``, ``version="1"``, and JSON values
+string metadata ``format="gfm_accel.forecaster"``, ``version="1"``, ``tensors_sha256``
+(checksum of the tensors, verified at load when present), and JSON values
 ``variant``, ``config`` (the backend config), ``n``, ``m``, ``D`` (dense only),
 ``normalization``, ``provenance`` (data files, command, epochs, lr, seed, final loss,
-fit seconds, when known).
+fit seconds, when known). Loading checks the checksum and that every weight is finite, and
+builds the backend without a random initialisation (no global RNG is drawn).
 
 Example:
     >>> import torch
@@ -34,10 +36,11 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Protocol, runtime_checkable
 
@@ -45,11 +48,11 @@ import torch
 from torch import Tensor
 
 from .._io import FileFormatError, atomic_save_file, decode_metadata, encode_metadata, load_tensors, read_header
-from ..flow.path import PATHS
-from ..flow.solver import METHODS, ODEResult
+from ..flow.solver import ODEResult
 from ..params import ParamSpec
 from ..trajectories import Trajectories, load_trajectories
 from .base import as_batch, check_prefix
+from .options import CONDITIONS, FieldOptions, field_option_names
 
 __all__ = [
     "FORMAT",
@@ -60,19 +63,21 @@ __all__ = [
     "ForecasterBackend",
     "GFMForecaster",
     "load_training_data",
+    "tensors_digest",
 ]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "gfm_accel.forecaster"
 VERSION = "1"
+#: Metadata key of the tensor checksum (:func:`tensors_digest`); files without it load too.
+DIGEST_KEY = "tensors_sha256"
 #: variant -> (module, class) of its backend.
 _BACKENDS: dict[str, tuple[str, str]] = {
     "dense": ("gfm_accel.forecast.dense", "DenseBackend"),
     "coordinate": ("gfm_accel.forecast.coordinate", "CoordinateBackend"),
 }
 VARIANTS: tuple[str, ...] = tuple(_BACKENDS)
-CONDITIONS: tuple[str, ...] = ("none", "prefix")
 
 
 @runtime_checkable
@@ -92,7 +97,7 @@ class ForecasterBackend(Protocol):
     def config_dict(self) -> dict: ...
 
     @classmethod
-    def from_config(cls, config: dict) -> "ForecasterBackend": ...
+    def from_config(cls, config: dict, *, initialize: bool = True) -> "ForecasterBackend": ...
 
     def fit(
         self,
@@ -115,22 +120,13 @@ class ForecasterBackend(Protocol):
 
 
 @dataclass
-class GFMConfig:
-    """Options common to every variant (validated; JSON round-trip via to_dict/from_dict).
+class GFMConfig(FieldOptions):
+    """The facade's view: the variant, the shared field options and the variant's own options.
 
     Attributes:
+        n, m, condition, path, beta, gamma, zeta, hidden, solver, step, tau: the shared
+            :class:`~gfm_accel.forecast.options.FieldOptions` (defaults: the dense field's).
         variant: ``"dense"`` (the paper's) or ``"coordinate"``.
-        n: index of the last observed snapshot (prefix ``w_0..w_n``); ``n = 0`` is allowed.
-        m: index of the target snapshot; ``None`` = ``T - 1`` of the training data.
-        condition: ``"none"`` (Algorithm 1: ``v(w, t)``) or ``"prefix"`` (Eq. 2: the field
-            also sees the observed prefix).
-        path: ``"paper"`` (Algorithm 1 literally) or ``"from_last"`` (consistent path from
-            ``w_n``); see :mod:`gfm_accel.flow.path`.
-        beta, gamma, zeta: loss weights (Table 1 defaults 1, 1, 100).
-        hidden: hidden width of the field (Table 5: 64).
-        solver: ``"euler"`` (Sec. 4.4), ``"midpoint"`` or ``"rk4"``.
-        step: ODE step ``h``; ``None`` = ``1/m`` (one step per remaining training step).
-        tau: early-stop tolerance on ``||h v||`` (Sec. 4.4: 1e-6).
         variant_options: further backend options (passed through unchanged).
 
     Example:
@@ -139,64 +135,46 @@ class GFMConfig:
     """
 
     variant: str = "dense"
-    n: int = 4
-    m: int | None = 199
-    condition: str = "none"
-    path: str = "paper"
-    beta: float = 1.0
-    gamma: float = 1.0
-    zeta: float = 100.0
-    hidden: int = 64
-    solver: str = "euler"
-    step: float | None = None
-    tau: float = 1e-6
     variant_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; expected one of {VARIANTS}")
-        if not isinstance(self.n, int) or self.n < 0:
-            raise ValueError(f"n must be an integer >= 0, got {self.n!r}")
-        if self.m is not None and (not isinstance(self.m, int) or self.m <= self.n):
-            raise ValueError(f"m must be an integer larger than n={self.n}, got {self.m!r}")
-        if self.condition not in CONDITIONS:
-            raise ValueError(f"unknown condition {self.condition!r}; expected one of {CONDITIONS}")
-        if self.path not in PATHS:
-            raise ValueError(f"unknown path {self.path!r}; expected one of {PATHS}")
-        for name in ("beta", "gamma", "zeta"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-            setattr(self, name, float(value))
-        if not isinstance(self.hidden, int) or self.hidden < 1:
-            raise ValueError(f"hidden must be a positive integer, got {self.hidden!r}")
-        if self.solver not in METHODS:
-            raise ValueError(f"unknown solver {self.solver!r}; expected one of {METHODS}")
-        if self.step is not None and not (isinstance(self.step, (int, float)) and 0 < self.step <= 1):
-            raise ValueError(f"step must be in (0, 1], got {self.step!r}")
-        if not isinstance(self.tau, (int, float)) or self.tau < 0:
-            raise ValueError(f"tau must be >= 0, got {self.tau!r}")
+        super().__post_init__()
         self.variant_options = dict(self.variant_options)
 
     def backend_config(self) -> dict[str, Any]:
         """The dict given to ``Backend.from_config``: common keys plus variant options."""
-        d = asdict(self)
-        d.pop("variant")
-        options = d.pop("variant_options")
+        d = {name: getattr(self, name) for name in field_option_names()}
+        options = dict(self.variant_options)
         clash = set(options) & set(d)
         if clash:
             raise ValueError(f"variant options {sorted(clash)} clash with common options; set them directly")
         return {**d, **options}
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GFMConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown GFMConfig keys {sorted(unknown)}")
-        return cls(**d)
+def tensors_digest(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 over the tensors' names, dtypes, shapes and bytes (in name order), hex.
+
+    Stored as the ``tensors_sha256`` metadata of every file :meth:`GFMForecaster.save`
+    writes, so that corrupted tensor bytes are caught at load.
+    """
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_tensor_data(where: str, tensors: dict[str, Tensor], digest: str | None) -> None:
+    """Reject corrupted tensor bytes: a checksum that does not match, or NaN/Inf weights."""
+    if digest is not None and tensors_digest(tensors) != digest:
+        raise FileFormatError(f"{where}: the tensor data does not match the file's {DIGEST_KEY} checksum "
+                              "(the file is corrupted; re-download or re-train it)")
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise FileFormatError(f"{where}: tensor {name!r} holds NaN/Inf values (the file is corrupted)")
 
 
 def _backend_class(variant: str) -> type:
@@ -291,8 +269,9 @@ class GFMForecaster:
 
     def _init_from(self, backend: ForecasterBackend, provenance: dict[str, Any]) -> None:
         cfg = backend.config_dict()
-        common = {k: cfg[k] for k in GFMConfig.__dataclass_fields__ if k in cfg and k not in ("variant", "variant_options")}
-        options = {k: v for k, v in cfg.items() if k not in GFMConfig.__dataclass_fields__}
+        names = field_option_names()
+        common = {k: cfg[k] for k in names if k in cfg}
+        options = {k: v for k, v in cfg.items() if k not in names}
         #: The resolved configuration (the backend's values, defaults filled in).
         self.config = GFMConfig(variant=backend.variant, **common, variant_options=options)
         self.backend: ForecasterBackend = backend
@@ -443,15 +422,23 @@ class GFMForecaster:
         })
         meta["format"] = FORMAT
         meta["version"] = VERSION
-        return atomic_save_file(self.backend.state_tensors(), path, meta)
+        tensors = self.backend.state_tensors()
+        meta[DIGEST_KEY] = tensors_digest(tensors)
+        return atomic_save_file(tensors, path, meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "GFMForecaster":
+    def load(cls, path: str | os.PathLike, *, tensors_sha256: str | None = None) -> "GFMForecaster":
         """Load a forecaster written by :meth:`save`.
+
+        Args:
+            path: the safetensors file.
+            tensors_sha256: the expected :func:`tensors_digest` for a file that carries no
+                checksum of its own (files written before checksums were stored).
 
         Raises:
             FileFormatError: missing, truncated or corrupt file; wrong ``format``/``version``;
-                unknown variant; tensors that do not match the stored config.
+                unknown variant; tensors that do not match the stored config; tensor bytes
+                that do not match the stored checksum or hold NaN/Inf.
         """
         where = str(path)
         meta, _ = read_header(path)
@@ -459,14 +446,17 @@ class GFMForecaster:
             raise FileFormatError(f"{where}: metadata 'format' is {meta.get('format')!r}, expected {FORMAT!r}")
         if meta.get("version") != VERSION:
             raise FileFormatError(f"{where}: unsupported forecaster version {meta.get('version')!r} (this reader knows {VERSION!r})")
-        decoded = decode_metadata(meta, raw_keys=("format", "version"))
+        decoded = decode_metadata(meta, raw_keys=("format", "version", DIGEST_KEY))
         variant = decoded.get("variant")
         config = decoded.get("config")
         if variant not in VARIANTS or not isinstance(config, dict):
             raise FileFormatError(f"{where}: missing or invalid 'variant'/'config' metadata (variant={variant!r})")
+        tensors = load_tensors(path)
+        _check_tensor_data(where, tensors, decoded.get(DIGEST_KEY) or tensors_sha256)
         try:
-            backend = _backend_class(variant).from_config(config)
-            backend.load_state_tensors(load_tensors(path))
+            # Not initialised: the weights are loaded right after, and no global RNG is drawn.
+            backend = _backend_class(variant).from_config(config, initialize=False)
+            backend.load_state_tensors(tensors)
             self = cls.from_backend(backend, **(decoded.get("provenance") or {}))
         except FileFormatError:
             raise

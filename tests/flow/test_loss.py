@@ -47,3 +47,26 @@ def test_zeta_zero_skips_consistency_and_bad_reduction():
     assert out.pred.item() == 0.0 and out.total.item() == pytest.approx(out.cfm.item())
     with pytest.raises(ValueError, match="reduction"):
         gfm_loss(zero_field, PREFIX, W_M, 5, T, reduction="max")
+
+
+def test_per_sample_weights():
+    """weights=None is the plain mean; weights multiply each sample's terms before the batch mean."""
+    g = torch.Generator().manual_seed(0)
+    prefix, w_m, t = torch.randn(3, 3, 4, generator=g), torch.randn(3, 4, generator=g), torch.rand(3, generator=g)
+
+    def field(w, tt):
+        return 0.3 * w + tt.unsqueeze(-1)
+
+    plain = gfm_loss(field, prefix, w_m, 9, t, zeta=2.0)
+    ones = gfm_loss(field, prefix, w_m, 9, t, zeta=2.0, weights=torch.ones(3))
+    assert torch.equal(plain.total, ones.total)
+    wts = torch.tensor([2.0, 0.0, 1.0])
+    weighted = gfm_loss(field, prefix, w_m, 9, t, zeta=2.0, weights=wts)
+    per_sample = [gfm_loss(field, prefix[i : i + 1], w_m[i : i + 1], 9, t[i : i + 1], zeta=2.0) for i in range(3)]
+    expect_cfm = sum(float(wts[i]) * float(per_sample[i].cfm) for i in range(3)) / 3
+    expect_pred = sum(float(wts[i]) * float(per_sample[i].pred) for i in range(3)) / 3
+    assert float(weighted.cfm) == pytest.approx(expect_cfm, rel=1e-6)
+    assert float(weighted.pred) == pytest.approx(expect_pred, rel=1e-6)
+    assert float(weighted.total) == pytest.approx(expect_cfm + 2.0 * expect_pred, rel=1e-6)
+    with pytest.raises(ValueError, match=r"weights must have shape \(3,\)"):
+        gfm_loss(field, prefix, w_m, 9, t, weights=torch.ones(2))

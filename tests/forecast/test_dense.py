@@ -54,7 +54,7 @@ def test_stack_pairs_indexes_the_T_axis():
         ({"path": "curved"}, "unknown path"),
         ({"n": 4, "m": 4}, "larger than n"),
         ({"normalization": "minmax"}, "unknown normalization"),
-        ({"hiden": 8}, "unknown dense forecaster options"),
+        ({"hiden": 8}, "unknown DenseConfig option"),
         ({"t_per_traj": 0}, "t_per_traj"),
     ],
 )

@@ -39,7 +39,7 @@ def test_config_validation_and_round_trip():
             GFMConfig(**bad)
     with pytest.raises(ValueError, match="clash"):
         GFMConfig(variant_options={"n": 3}).backend_config()
-    with pytest.raises(ValueError, match="unknown dense forecaster options"):
+    with pytest.raises(ValueError, match="unknown DenseConfig option"):
         GFMForecaster(normalisation="standardize")
 
 
@@ -129,8 +129,44 @@ def test_corrupt_and_foreign_files(fitted, tmp_path):
     tensors = f.backend.state_tensors()
     tensors["field.net.0.weight"] = torch.zeros(3, 3)
     atomic_save_file(tensors, tmp_path / "bad.safetensors", meta)
+    with pytest.raises(FileFormatError, match="bad.safetensors: the tensor data does not match .*tensors_sha256"):
+        GFMForecaster.load(tmp_path / "bad.safetensors")
+    del meta["tensors_sha256"]  # a file without a checksum: the shape check names the tensor
+    atomic_save_file(tensors, tmp_path / "bad.safetensors", meta)
     with pytest.raises(FileFormatError, match="cannot rebuild the dense forecaster.*field.net.0.weight"):
         GFMForecaster.load(tmp_path / "bad.safetensors")
+
+
+def _overwrite_tensor_bytes(path, name, fill: bytes):
+    """Overwrite tensor ``name``'s data in place with ``fill`` repeated (the header stays valid)."""
+    import json
+
+    raw = bytearray(path.read_bytes())
+    n = int.from_bytes(raw[:8], "little")
+    start, end = json.loads(raw[8 : 8 + n])[name]["data_offsets"]
+    raw[8 + n + start : 8 + n + end] = (fill * (end - start))[: end - start]
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("with_checksum", [True, False])
+def test_corrupted_tensor_bytes_fail_at_load_naming_the_file(fitted, tmp_path, with_checksum):
+    from gfm_accel._io import atomic_save_file, load_tensors, read_header
+
+    f, _ = fitted
+    path = f.save(tmp_path / "gfm.safetensors")
+    if not with_checksum:  # as a file written before checksums were stored
+        meta, _ = read_header(path)
+        del meta["tensors_sha256"]
+        atomic_save_file(load_tensors(path), path, meta)
+    GFMForecaster.load(path)  # intact: loads
+    _overwrite_tensor_bytes(path, "field.net.0.weight", b"\xff")  # float32 0xffffffff is NaN
+    match = "tensors_sha256 checksum" if with_checksum else "'field.net.0.weight' holds NaN/Inf"
+    with pytest.raises(FileFormatError, match=f"{path}: .*{match}"):
+        GFMForecaster.load(path)
+    if with_checksum:  # wrong but finite data is caught by the checksum
+        _overwrite_tensor_bytes(path, "field.net.0.weight", b"\x00")
+        with pytest.raises(FileFormatError, match=f"{path}: the tensor data does not match"):
+            GFMForecaster.load(path)
 
 
 def test_from_backend_and_unknown_variant():

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..params import LAYER_KINDS, ParamSpec
+from ...params import LAYER_KINDS, ParamSpec
 
 __all__ = [
     "NUM_TENSOR_STATS",

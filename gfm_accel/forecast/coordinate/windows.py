@@ -1,0 +1,203 @@
+"""Training windows of the coordinate forecaster: which snapshots and coordinates a step sees.
+
+With ``windows=True`` every step draws a trajectory set (in proportion to its size), an
+``n`` from ``n_choices``, then per window a stride (snapshot subsampling), a horizon ``m - n``
+and a start index, and finally a random subset of coordinates per window; so one forecaster
+serves any ``(n, m)``. ``windows=False`` uses the paper's fixed ``(w_0..w_n -> w_m)``. Every
+draw comes from the given ``torch.Generator`` (never the global RNG).
+
+Example:
+    >>> from gfm_accel.trajectories import Trajectories
+    >>> cfg = CoordinateConfig(coords_per_window=8)
+    >>> sources = prepare_sources([Trajectories(weights=torch.randn(3, 20, 30))], cfg)
+    >>> batch = sample_batch(cfg, sources, torch.Generator().manual_seed(0), 4)
+    >>> batch.target.shape, batch.coord.shape
+    (torch.Size([4, 8]), torch.Size([4, 8, 5]))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ...params import ParamSpec
+from ...trajectories import Trajectories
+from ..simple import line_through
+from .config import CoordinateConfig
+from .features import coordinate_inputs, tensor_statistics
+
+__all__ = ["WindowBatch", "WindowSource", "prepare_sources", "window_plan", "sample_batch"]
+
+
+@dataclass
+class WindowBatch:
+    """A training mini-batch of B windows x C sampled coordinates, already normalized.
+
+    Attributes:
+        prefix: ``(B, n+1, C)`` normalized prefix ``x_0..x_n`` (``x_n = 0``).
+        target: ``(B, C)`` normalized target ``y = (w_m - w_n) / s`` (clipped).
+        m: ``(B,)`` int64 target index of each window (in window snapshots).
+        coord: ``(B, C, history + 1)`` coordinate inputs.
+        tensor_stats: ``(B, K, NUM_TENSOR_STATS)``.
+        kinds: ``(K,)`` layer kinds of the source model's tensors.
+        tid: ``(B, C)`` tensor index of each sampled coordinate.
+        line: ``(B, n+1, C)`` and ``(B, C)``: the least-squares line through the prefix at
+            ``0..n`` and at ``m`` (``prior="line"``), else None.
+    """
+
+    prefix: Tensor
+    target: Tensor
+    m: Tensor
+    coord: Tensor
+    tensor_stats: Tensor
+    kinds: Tensor
+    tid: Tensor
+    line: tuple[Tensor, Tensor] | None = None
+
+
+@dataclass
+class WindowSource:
+    """One trajectory set ready for sampling.
+
+    Attributes:
+        weights: ``(N, T, D)`` float32 snapshots.
+        spec: layout of D.
+        offsets, numels: ``(K,)`` int64 start offset and size of each tensor (derived).
+    """
+
+    weights: Tensor
+    spec: ParamSpec
+    offsets: Tensor = field(init=False)
+    numels: Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.offsets = torch.tensor([e.offset for e in self.spec.entries], dtype=torch.long)
+        self.numels = torch.tensor([e.numel for e in self.spec.entries], dtype=torch.long)
+
+
+def _randint(gen: torch.Generator, low: int, high: int) -> int:
+    """Uniform integer in ``[low, high]``."""
+    return int(torch.randint(low, high + 1, (1,), generator=gen))
+
+
+def prepare_sources(data: Sequence[Trajectories], config: CoordinateConfig) -> list[WindowSource]:
+    """Check the trajectory sets against ``config`` and wrap them for sampling.
+
+    Raises:
+        ValueError: no data, a spec that does not describe D, or too few snapshots.
+    """
+    if not data:
+        raise ValueError("fit needs at least one Trajectories object")
+    out = []
+    for i, tr in enumerate(data):
+        spec = tr.spec if tr.spec is not None else ParamSpec.flat(tr.D)
+        if spec.numel != tr.D:
+            raise ValueError(f"trajectory set {i}: spec describes D={spec.numel} but weights have D={tr.D}")
+        need = 2 if config.windows else int(config.m) + 1
+        if tr.T < need:
+            raise ValueError(f"trajectory set {i} has T={tr.T} snapshots; training needs at least {need}"
+                             + ("" if config.windows else f" (m={config.m})"))
+        out.append(WindowSource(weights=tr.weights.float(), spec=spec))
+    return out
+
+
+def window_plan(config: CoordinateConfig, t_len: int, gen: torch.Generator) -> tuple[int, int, int]:
+    """Pick ``(n, stride, horizon)`` that fit in ``t_len`` snapshots."""
+    last = t_len - 1
+    ns = [n for n in config.n_choices if n + 1 <= last]
+    if not ns:
+        ns = [max(0, last - 1)]
+    for _ in range(64):
+        n = ns[_randint(gen, 0, len(ns) - 1)]
+        r = config.strides[_randint(gen, 0, len(config.strides) - 1)]
+        hmax = last // r - n
+        if hmax < 1:
+            continue
+        if config.horizons is None:
+            h = int(math.exp(float(torch.rand((), generator=gen)) * math.log(hmax + 1)))
+            h = min(max(h, 1), hmax)
+        else:
+            fits = [h for h in config.horizons if h <= hmax]
+            if not fits:
+                continue
+            h = fits[_randint(gen, 0, len(fits) - 1)]
+        return n, r, h
+    n = ns[0]
+    return n, 1, last - n
+
+
+def _window_indices(config: CoordinateConfig, t_len: int, gen: torch.Generator,
+                    batch_size: int) -> tuple[int, Tensor, Tensor]:
+    """``(n, snapshot indices (B, n+2), m (B,))``: B windows, all with the same n."""
+    if not config.windows:
+        n = config.n
+        idx = torch.tensor(list(range(n + 1)) + [config.m]).expand(batch_size, -1)
+        return n, idx, torch.full((batch_size,), config.m, dtype=torch.long)
+    n, _, _ = window_plan(config, t_len, gen)
+    rows, ms = [], []
+    for _ in range(batch_size):
+        # Same n for the batch; stride and horizon per window.
+        for _ in range(64):
+            _, r, h = window_plan(config, t_len, gen)
+            if (n + h) * r <= t_len - 1:
+                break
+        else:
+            r, h = 1, t_len - 1 - n
+        m = n + h
+        start = _randint(gen, 0, t_len - 1 - m * r)
+        rows.append(torch.tensor([start + r * i for i in range(n + 1)] + [start + r * m]))
+        ms.append(m)
+    return n, torch.stack(rows), torch.tensor(ms, dtype=torch.long)
+
+
+def sample_batch(
+    config: CoordinateConfig, sources: Sequence[WindowSource], gen: torch.Generator, batch_size: int
+) -> WindowBatch:
+    """Draw one mini-batch of windows (all with the same n) and coordinates.
+
+    Args:
+        config: the forecaster's options (window and coordinate sampling, clip, history, prior).
+        sources: prepared trajectory sets (:func:`prepare_sources`).
+        gen: random generator (seed it per rank for DDP sharding).
+        batch_size: number of windows B.
+
+    Returns:
+        A :class:`WindowBatch` of B windows x ``coords_per_window`` coordinates.
+    """
+    cfg = config
+    sizes = torch.tensor([float(s.weights.shape[0]) for s in sources])
+    src = sources[int(torch.multinomial(sizes, 1, generator=gen))]
+    n_traj, t_len, d = src.weights.shape
+    n, idx, m_t = _window_indices(cfg, t_len, gen, batch_size)
+    traj = torch.randint(0, n_traj, (batch_size,), generator=gen)
+    win = src.weights[traj.unsqueeze(-1), idx]  # (B, n+2, D)
+    stats = tensor_statistics(win[:, : n + 1], src.spec, floor_rel=cfg.floor_rel)
+
+    c = cfg.coords_per_window
+    n_bal = int(round(c * cfg.tensor_balanced))
+    coords = torch.randint(0, d, (batch_size, c - n_bal), generator=gen)
+    if n_bal:
+        k = torch.randint(0, len(src.spec), (batch_size, n_bal), generator=gen)
+        u = torch.rand(batch_size, n_bal, generator=gen)
+        within = (u * src.numels[k]).long().clamp(max=src.numels[k] - 1)
+        coords = torch.cat([coords, src.offsets[k] + within], dim=1)
+    tid = torch.bucketize(coords, stats.ends, right=True)
+    cols = torch.gather(win, 2, coords.unsqueeze(1).expand(-1, n + 2, -1))  # (B, n+2, C)
+    scale = torch.gather(stats.scale, 1, tid)  # (B, C)
+    w_n = cols[:, n]
+    norm = (cols - w_n.unsqueeze(1)) / scale.unsqueeze(1)
+    prefix = norm[:, : n + 1].clamp(-cfg.clip, cfg.clip)
+    return WindowBatch(
+        prefix=prefix,
+        target=norm[:, n + 1].clamp(-cfg.clip, cfg.clip),
+        m=m_t,
+        coord=coordinate_inputs(cols[:, : n + 1], scale, history=cfg.history, clip=cfg.clip),
+        tensor_stats=stats.features,
+        kinds=stats.kinds,
+        tid=tid,
+        line=line_through(prefix, m_t, fitted=True) if cfg.prior == "line" else None,
+    )
