@@ -6,11 +6,15 @@ vector field, and jump the model there, guarded.
 Public names are loaded lazily (PEP 562) so ``import gfm_accel`` stays light and never
 imports transformers or lightning.
 
+Two layers (``docs/architecture.md``): the runtime that a training script imports (this
+package minus ``gfm_accel.lab``) and the offline lab (``gfm_accel.lab``: dataset
+generators, baselines, tasks, benchmarks, the zoo, the demo). The runtime never imports
+the lab.
+
 Example:
-    >>> import torch, gfm_accel
-    >>> model = torch.nn.Linear(2, 1)
-    >>> gfm_accel.flatten_params(model).shape
-    torch.Size([3])
+    >>> import gfm_accel
+    >>> gfm_accel.JumpConfig().unit
+    'step'
 """
 
 from __future__ import annotations
@@ -20,25 +24,21 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-#: public name -> module that defines it
+#: public name -> module that defines it. Only what a training script needs; the rest
+#: (parameter layout, trajectory files, flow math, configs of the fields) lives in its
+#: submodule: gfm_accel.params, gfm_accel.trajectories, gfm_accel.flow, gfm_accel.forecast.
 _EXPORTS: dict[str, str] = {
-    "ParamSpec": "gfm_accel.params",
-    "ParamEntry": "gfm_accel.params",
-    "ParamLayoutError": "gfm_accel.params",
-    "flatten_params": "gfm_accel.params",
-    "assign_params": "gfm_accel.params",
-    "Trajectories": "gfm_accel.trajectories",
-    "TrajectoryFormatError": "gfm_accel.trajectories",
-    "save_trajectories": "gfm_accel.trajectories",
-    "load_trajectories": "gfm_accel.trajectories",
+    "GFMJump": "gfm_accel.jump",
+    "JumpConfig": "gfm_accel.jump",
+    "JumpRecord": "gfm_accel.jump",
     "WeightRecorder": "gfm_accel.recorder",
+    "GFMForecaster": "gfm_accel.forecast.forecaster",
+    "pretrained_forecaster": "gfm_accel.pretrained",
     "Forecaster": "gfm_accel.forecast.base",
     "LastValueForecaster": "gfm_accel.forecast.simple",
     "LinearExtrapolationForecaster": "gfm_accel.forecast.simple",
     "LineFitForecaster": "gfm_accel.forecast.simple",
-    "GFMForecaster": "gfm_accel.forecast.forecaster",
-    "GFMJump": "gfm_accel.jump",
-    "pretrained_forecaster": "gfm_accel.pretrained",
+    "FileFormatError": "gfm_accel._io",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from gfm_accel import WeightRecorder, flatten_params, load_trajectories
+from gfm_accel import WeightRecorder
+from gfm_accel.params import flatten_params
+from gfm_accel.trajectories import load_trajectories
 
 
 def tiny_run(epochs=3, rec_kwargs=None, seed=0):

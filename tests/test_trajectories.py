@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gfm_accel import ParamSpec, load_trajectories, save_trajectories
+from gfm_accel.params import ParamSpec
+from gfm_accel.trajectories import load_trajectories, save_trajectories
 from gfm_accel.trajectories import TrajectoryFormatError
 
 

@@ -4,7 +4,9 @@ import pytest
 import torch
 from _torchrun import torchrun
 
-from gfm_accel import GFMForecaster, ParamSpec, save_trajectories
+from gfm_accel import GFMForecaster
+from gfm_accel.params import ParamSpec
+from gfm_accel.trajectories import save_trajectories
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
