@@ -26,8 +26,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from gfm_accel.bench.accel import expand_task_names, make_forecaster, probe_line, probe_task  # noqa: E402
-from gfm_accel.bench.accel_tasks import ALL_TASKS  # noqa: E402
+from gfm_accel.lab.bench.accel import expand_task_names, make_forecaster, probe_line, probe_task  # noqa: E402
+from gfm_accel.lab.tasks.accel import ALL_TASKS  # noqa: E402
 from gfm_accel.jump import GFMJump  # noqa: E402
 
 EPOCH = dict(mode="periodic", n=4, horizon=10, every=5)

@@ -32,8 +32,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from gfm_accel import GFMForecaster, WeightRecorder, load_trajectories, save_trajectories  # noqa: E402
-from gfm_accel.bench.accel import expand_task_names, probe_line, probe_task  # noqa: E402
-from gfm_accel.bench.accel_tasks import ALL_TASKS, AccelTask, train_run  # noqa: E402
+from gfm_accel.lab.bench.accel import expand_task_names, probe_line, probe_task  # noqa: E402
+from gfm_accel.lab.tasks.accel import ALL_TASKS, AccelTask, train_run  # noqa: E402
 from gfm_accel.jump import GFMJump  # noqa: E402
 
 SCHEDULE_A = dict(mode="periodic", unit="step", every_n_steps=5, n=4, horizon=10, every=5, tolerance=0.3,

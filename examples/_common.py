@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
-from gfm_accel.data.classifier import evaluate_classifier  # noqa: E402
+from gfm_accel.lab.training import evaluate_classifier  # noqa: E402
 
 __all__ = ["add_common_arguments", "get_forecaster", "load_data", "evaluate", "fit", "print_summary"]
 
@@ -55,7 +55,7 @@ def get_forecaster(name: str):
 
 def load_data(dataset: str, data_dir: str | None, limit: int | None) -> dict[str, torch.Tensor]:
     """train / guard / val image tensors; exits with a clear message when CIFAR-10 is missing."""
-    from gfm_accel.demo import load_images
+    from gfm_accel.lab.demo import load_images
 
     if dataset == "cifar10" and not data_dir:
         sys.exit("error: --dataset cifar10 needs --data-dir DIR (the folder holding cifar-10-batches-py); "

@@ -15,7 +15,7 @@ import torch
 
 from _common import add_common_arguments, evaluate, fit, get_forecaster, load_data, periodic_schedule, print_summary
 from gfm_accel import GFMJump
-from gfm_accel.demo import make_cnn
+from gfm_accel.lab.demo import make_cnn
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from _common import add_common_arguments, get_forecaster, load_data, periodic_schedule  # noqa: E402
-from gfm_accel.demo import make_cnn  # noqa: E402
+from gfm_accel.lab.demo import make_cnn  # noqa: E402
 from gfm_accel.integrations.lightning import GFMJump  # noqa: E402
 
 

@@ -116,7 +116,7 @@ def test_demo_cifar_needs_data(tmp_path):
 
 
 def test_demo_config_validates():
-    from gfm_accel.demo import DemoConfig
+    from gfm_accel.lab.demo import DemoConfig
 
     assert DemoConfig.from_json(DemoConfig(epochs=7, seed=3).to_json()) == DemoConfig(epochs=7, seed=3)
     with pytest.raises(ValueError, match="needs --data-dir"):
