@@ -24,6 +24,7 @@ from torch import nn
 from gfm_accel.forecast.simple import LinearExtrapolationForecaster
 from gfm_accel.info import machine_line
 from gfm_accel.jump import GFMJump
+from gfm_accel.lab.jumps import jump_config
 
 OPTIMIZERS = {
     "sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
@@ -54,7 +55,7 @@ def run(opt_name: str, policy: str | None, seed: int, epochs: int, x, y, xv, yv)
 
     jump = None
     if policy is not None:
-        jump = GFMJump(LinearExtrapolationForecaster(), mode="periodic", n=4, horizon=4, optimizer_state=policy)
+        jump = GFMJump(LinearExtrapolationForecaster(), config=jump_config(mode="periodic", n=4, horizon=4, optimizer_state=policy))
         jump.attach(model, opt, eval_fn=eval_fn, total=epochs)
     g = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):

@@ -1,4 +1,9 @@
-"""Optimizers by name with the paper's hyperparameters (App. B / C).
+"""The lab's one optimizer registry: optimizers by name, with the paper's hyperparameters (App. B / C).
+
+One set of names serves the whole lab (the generators, the zoo, the tasks of the
+benchmarks): ``sgd``, ``sgdm`` (SGD with momentum 0.9), ``adam``, ``adamw``, ``rmsprop``
+and ``adagrad``. :data:`PAPER_OPTIMIZERS` are the five the paper uses, in the column order
+of its tables.
 
 The paper's defaults (App. B): learning rate 0.01 for SGD, Adam, AdamW and RMSprop,
 0.1 for Adagrad; RMSprop smoothing ``alpha = 0.99`` and weight decay 0.01; Adam-type
@@ -26,7 +31,7 @@ from typing import Any, Iterable
 
 import torch
 
-__all__ = ["OPTIMIZERS", "PAPER_HPARAMS", "optimizer_hparams", "build_optimizer", "parse_optimizers"]
+__all__ = ["OPTIMIZERS", "PAPER_OPTIMIZERS", "PAPER_HPARAMS", "optimizer_hparams", "build_optimizer", "parse_optimizers"]
 
 #: Optimizer name -> torch class.
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -35,6 +40,7 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adamw": torch.optim.AdamW,
     "rmsprop": torch.optim.RMSprop,
     "adagrad": torch.optim.Adagrad,
+    "sgdm": torch.optim.SGD,  # SGD with momentum 0.9 (the zoo, the acceleration tasks)
 }
 
 #: The paper's hyperparameters (App. B), JSON-friendly (betas as lists).
@@ -46,6 +52,13 @@ PAPER_HPARAMS: dict[str, dict[str, Any]] = {
     "adagrad": {"lr": 0.1},
 }
 
+#: The paper's five optimizers, in the column order of its tables.
+PAPER_OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+
+#: Defaults of every name: the paper's, plus SGD with momentum 0.9 (not in the paper; the
+#: zoo and the acceleration tasks use it) at the paper's SGD learning rate.
+_DEFAULTS: dict[str, dict[str, Any]] = {**PAPER_HPARAMS, "sgdm": {"lr": 0.01, "momentum": 0.9}}
+
 
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
@@ -55,6 +68,9 @@ def _check_name(name: str) -> str:
 
 def optimizer_hparams(name: str, lr: float | None = None, **overrides: Any) -> dict[str, Any]:
     """The resolved hyperparameters of optimizer ``name`` (paper defaults + overrides).
+
+    Callers that must not inherit a paper default (e.g. RMSprop's weight decay 0.01) pass
+    the value explicitly: ``optimizer_hparams("rmsprop", 1e-3, weight_decay=0.0)``.
 
     Args:
         name: one of :data:`OPTIMIZERS` (case-insensitive).
@@ -68,7 +84,7 @@ def optimizer_hparams(name: str, lr: float | None = None, **overrides: Any) -> d
         ValueError: unknown optimizer or a non-positive learning rate.
     """
     name = _check_name(name)
-    out = dict(PAPER_HPARAMS[name])
+    out = dict(_DEFAULTS[name])
     if lr is not None:
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
@@ -84,7 +100,7 @@ def build_optimizer(
     """Build a torch optimizer by name with the paper's hyperparameters.
 
     Args:
-        name: ``sgd``, ``adam``, ``adamw``, ``rmsprop`` or ``adagrad``.
+        name: ``sgd``, ``sgdm``, ``adam``, ``adamw``, ``rmsprop`` or ``adagrad``.
         params: tensors (or param groups) to optimize.
         lr: learning rate; ``None`` keeps the paper's value.
         **overrides: further optimizer keywords.

@@ -1,9 +1,17 @@
-"""Train a classifier for E epochs and record its flattened weights every epoch.
+"""The lab's training loops for classification tasks.
 
-A general, reusable trajectory recorder for any ``nn.Module`` classifier on in-memory
-tensors: the CNN/Transformer datasets use it, and so can anyone building a trajectory zoo.
+* :func:`run_classifier`: THE training loop of the lab's live runs (the acceleration
+  benchmark's tasks, the demo): mini-batch cross-entropy on a fixed
+  :class:`~gfm_accel.lab.datasets.Split`, optionally with a :class:`~gfm_accel.jump.GFMJump`
+  whose guard evaluates the split's guard set; validation loss / accuracy and wall time per
+  epoch in a :class:`RunLog`.
+* :func:`train_classifier`: the trajectory recorder of the paper-style datasets
+  (``gfm-accel generate cnn|transformer``): train for E epochs and record the flattened
+  weights every epoch, with the train and validation metrics of each snapshot.
+* :func:`evaluate_classifier`: mean cross-entropy and accuracy in eval mode.
 
-Protocol (per snapshot ``e = 0..E``; ``e = 0`` is the initialization):
+Snapshot protocol of :func:`train_classifier` (per snapshot ``e = 0..E``; ``e = 0`` is the
+initialization):
 
 * weights: :func:`gfm_accel.params.flatten_params` of the model (float32, CPU);
 * ``train_loss`` / ``train_acc`` / ``val_loss`` / ``val_acc``: measured on the full train
@@ -29,16 +37,20 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from .._config import JsonConfig
 from ..params import ParamSpec, flatten_params
+from .datasets import Split
 from .optim import build_optimizer, optimizer_hparams
 
-__all__ = ["ClassifierRun", "train_classifier", "evaluate_classifier"]
+__all__ = ["ClassifierRun", "train_classifier", "evaluate_classifier", "RunLog", "run_classifier", "epochs_to_reach"]
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +201,134 @@ def train_classifier(
         seed=seed,
         **{k: torch.tensor(v, dtype=torch.float32) for k, v in hist.items()},
     )
+
+
+# --------------------------------------------------------------------------- live runs
+@dataclass
+class RunLog(JsonConfig):
+    """Per-epoch record of one run; index ``e`` = after ``e`` epochs (0 = initialization).
+
+    Attributes:
+        task, seed, method: what ran (``method`` is ``"plain"`` or what the jump used).
+        val_loss, val_acc: ``(B + 1,)`` lists, measured after the epoch's jump (if any).
+        train_loss: ``(B + 1,)`` mean training loss of each epoch (index 0: NaN).
+        wall: ``(B + 1,)`` cumulative seconds of training *including* every jump's
+            overhead (snapshot, forecast, guard evaluations); the validation passes that
+            only the benchmark makes are excluded.
+        jump_seconds: total seconds spent inside the jump machinery.
+        jumps: the :class:`~gfm_accel.jump.JumpRecord` dicts of every attempt.
+        weights_d: the model's number of parameters D.
+    """
+
+    task: str
+    seed: int
+    method: str
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+    jump_seconds: float = 0.0
+    jumps: list[dict[str, Any]] = field(default_factory=list)
+    weights_d: int = 0
+
+
+def run_classifier(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    split: Split,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    jump: Any = None,
+    task: str = "",
+    method: str = "plain",
+    record_fn: Callable[[nn.Module, int], None] | None = None,
+    step_fn: Callable[[nn.Module], None] | None = None,
+) -> RunLog:
+    """Train ``model`` on ``split`` for ``epochs`` epochs, optionally with a :class:`~gfm_accel.jump.GFMJump`.
+
+    The mini-batch order comes from a generator seeded with ``1000 + seed`` (the global RNG
+    is not used), so a plain run and a jump run from the same initialization see the same
+    batches: a controlled pair.
+
+    Args:
+        model: the initialized model (``(B, *split.shape) -> (B, classes)`` logits).
+        optimizer: its optimizer.
+        split: the data; the guard set feeds the jump's guard, the val set the log.
+        epochs: budget B.
+        batch_size: mini-batch size (the last, smaller batch is kept).
+        seed: batch-order seed.
+        jump: an unattached ``GFMJump``; it is attached here with the guard loss as
+            ``eval_fn`` and the planned total of ``epochs``.
+        task, method: labels stored in the log.
+        record_fn: called as ``record_fn(model, epoch)`` after initialization (epoch 0) and
+            after every epoch (e.g. to write trajectories).
+        step_fn: called as ``step_fn(model)`` after every optimizer step.
+
+    Returns:
+        The :class:`RunLog`.
+
+    Raises:
+        ValueError: ``epochs`` or ``batch_size`` is not a positive integer.
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    log = RunLog(task, seed, method, weights_d=sum(p.numel() for p in model.parameters()))
+    gen = torch.Generator().manual_seed(1000 + seed)
+    n = len(split.x_train)
+    if jump is not None:
+        xg, yg = split.x_guard, split.y_guard
+        t0 = time.perf_counter()
+        total = jump.config.planned_total(epochs, math.ceil(n / batch_size))
+        jump.attach(model, optimizer, eval_fn=lambda m: evaluate_classifier(m, xg, yg)[0], total=total)
+        log.jump_seconds += time.perf_counter() - t0
+    vl, va = evaluate_classifier(model, split.x_val, split.y_val)
+    log.val_loss.append(vl), log.val_acc.append(va), log.train_loss.append(float("nan")), log.wall.append(0.0)
+    if record_fn is not None:
+        record_fn(model, 0)
+    elapsed = log.jump_seconds
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        total, seen, jump_step_seconds = 0.0, 0, 0.0
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            loss = F.cross_entropy(model(split.x_train[idx]), split.y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if step_fn is not None:
+                step_fn(model)
+            if jump is not None:
+                tj = time.perf_counter()
+                jump.on_step_end()  # records and jumps only with unit="step"
+                jump_step_seconds += time.perf_counter() - tj
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        if jump is not None:
+            tj = time.perf_counter()
+            jump.on_epoch_end(epoch, loss=total / seen)
+            log.jump_seconds += time.perf_counter() - tj + jump_step_seconds
+        elapsed += time.perf_counter() - t0
+        vl, va = evaluate_classifier(model, split.x_val, split.y_val)
+        log.val_loss.append(vl), log.val_acc.append(va), log.train_loss.append(total / seen), log.wall.append(elapsed)
+        if record_fn is not None:
+            record_fn(model, epoch + 1)
+    if jump is not None:
+        log.jumps = [r.to_dict() for r in jump.history]
+    return log
+
+
+def epochs_to_reach(val_loss: list[float], target: float) -> int | None:
+    """First epoch ``e`` (0 = initialization) with ``val_loss[e] <= target``; None if never.
+
+    Example:
+        >>> epochs_to_reach([2.0, 1.5, 1.0, 0.9], 1.0)
+        2
+    """
+    for e, v in enumerate(val_loss):
+        if math.isfinite(v) and v <= target + 1e-12:
+            return e
+    return None

@@ -15,9 +15,9 @@ family          model                                       data
 ``gpt``         tiny causal char Transformer (1-2 blocks)   Python standard-library source
 ==============  ==========================================  ===========================
 
-Optimizers: SGD, SGD with momentum 0.9, Adam, AdamW (wd 0.01), RMSprop, each at two
-learning rates and two seeds (120 runs, 40 epochs each; the seed sets the initialization and
-the mini-batch order). An "epoch" of the char model is a fixed number of steps.
+Optimizers (:mod:`gfm_accel.lab.optim` names): ``sgd``, ``sgdm`` (SGD with momentum 0.9),
+``adam``, ``adamw`` (wd 0.01) and ``rmsprop``, each at two learning rates (:data:`ZOO_LRS`) and two seeds (120 runs, 40
+epochs each; the seed sets the initialization and the mini-batch order). An "epoch" of the char model is a fixed number of steps.
 
 Held-out (never in the zoo): mnist1d data, 1-D convolutions, recurrent networks, patch
 Transformers (on digits and on mnist1d), Hugging Face GPT-2 models (see ``docs/acceleration.md``).
@@ -28,7 +28,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import sysconfig
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,65 +39,41 @@ from torch.nn import functional as F
 
 from ..recorder import WeightRecorder
 from ..trajectories import save_trajectories
+from .._progress import progress as bar
+from .datasets import char_tensors, zoo_digits
+from .optim import build_optimizer
 
 __all__ = [
     "ZooRun",
     "zoo_runs",
     "train_run",
     "build_zoo",
-    "digits_tensors",
-    "stdlib_text",
     "CharGPT",
-    "OPTIMIZERS",
+    "ZOO_LRS",
     "make_optimizer",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: name -> (torch.optim class name, fixed kwargs, two learning rates used in the zoo)
-OPTIMIZERS: dict[str, tuple[str, dict, tuple[float, float]]] = {
-    "sgd": ("SGD", {}, (0.05, 0.2)),
-    "momentum": ("SGD", {"momentum": 0.9}, (0.01, 0.05)),
-    "adam": ("Adam", {}, (1e-3, 3e-3)),
-    "adamw": ("AdamW", {"weight_decay": 0.01}, (1e-3, 3e-3)),
-    "rmsprop": ("RMSprop", {}, (3e-4, 1e-3)),
+#: Optimizer (a :mod:`gfm_accel.lab.optim` name) -> the two learning rates used in the zoo.
+ZOO_LRS: dict[str, tuple[float, ...]] = {
+    "sgd": (0.05, 0.2),
+    "sgdm": (0.01, 0.05),
+    "adam": (1e-3, 3e-3),
+    "adamw": (1e-3, 3e-3),
+    "rmsprop": (3e-4, 1e-3),
 }
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {sorted(OPTIMIZERS)}")
-    cls, kwargs, _ = OPTIMIZERS[name]
-    return getattr(torch.optim, cls)(params, lr=lr, **kwargs)
+    """The zoo's optimizer ``name`` at ``lr``: weight decay 0.01 for AdamW, none otherwise.
 
-
-# --------------------------------------------------------------------------- data
-def digits_tensors(seed: int = 0, image: bool = False):
-    """sklearn's 8x8 digits, standardized, split 1400/397. Returns (xtr, ytr, xva, yva)."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.tensor(d.data, dtype=torch.float32) / 16.0
-    x = (x - 0.3) / 0.35
-    y = torch.tensor(d.target, dtype=torch.long)
-    g = torch.Generator().manual_seed(1234)  # the split is fixed across zoo seeds
-    perm = torch.randperm(len(x), generator=g)
-    x, y = x[perm], y[perm]
-    if image:
-        x = x.view(-1, 1, 8, 8)
-    return x[:1400], y[:1400], x[1400:], y[1400:]
-
-
-def stdlib_text(max_chars: int = 200_000) -> str:
-    """Source text of a few Python standard-library modules (ships with every Python)."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    parts = []
-    for name in ("textwrap.py", "argparse.py", "dataclasses.py", "functools.py", "inspect.py"):
-        p = root / name
-        if p.exists():
-            parts.append(p.read_text(errors="replace"))
-    text = "\n".join(parts)
-    return text[:max_chars]
+    Raises:
+        ValueError: ``name`` is not one of :data:`ZOO_LRS`.
+    """
+    if name not in ZOO_LRS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {sorted(ZOO_LRS)}")
+    return build_optimizer(name, params, lr, weight_decay=0.01 if name == "adamw" else 0.0)
 
 
 class CharGPT(nn.Module):
@@ -125,14 +100,6 @@ class CharGPT(nn.Module):
         h = self.tok(idx) + self.pos(torch.arange(t, device=idx.device))
         h = self.blocks(h, mask=self.mask[:t, :t], is_causal=True)
         return self.head(self.norm(h))
-
-
-def char_tensors(ctx: int = 32, vocab: int = 96):
-    """Encode stdlib text as printable-ASCII ids (others -> '?'); split 90/10."""
-    text = stdlib_text()
-    ids = torch.tensor([min(max(ord(c) - 32, 0), vocab - 1) if c != "\n" else 0 for c in text], dtype=torch.long)
-    cut = int(0.9 * len(ids))
-    return ids[:cut], ids[cut:]
 
 
 # --------------------------------------------------------------------------- runs
@@ -205,8 +172,8 @@ def zoo_runs(scale: str = "default", seeds: tuple[int, ...] | None = None) -> li
     for family, (_, archs) in _ARCHS.items():
         if scale == "tiny":
             archs = archs[:1]
-        for arch, opt, seed in itertools.product(archs, OPTIMIZERS, seeds):
-            lrs = OPTIMIZERS[opt][2] if scale == "default" else OPTIMIZERS[opt][2][:1]
+        for arch, opt, seed in itertools.product(archs, ZOO_LRS, seeds):
+            lrs = ZOO_LRS[opt] if scale == "default" else ZOO_LRS[opt][:1]
             for lr in lrs:
                 epochs = 40 if scale == "default" else 6
                 runs.append(ZooRun(family, arch, opt, lr, seed, epochs))
@@ -273,7 +240,7 @@ def train_run(run: ZooRun, steps_per_epoch_text: int = 20, every_steps: int | No
             model.train()
             return v
     else:
-        xtr, ytr, xva, yva = digits_tensors(image=run.family == "cnn")
+        xtr, ytr, xva, yva = zoo_digits(image=run.family == "cnn")
         loss_fn = F.cross_entropy
 
         def epoch_batches():
@@ -349,8 +316,6 @@ def build_zoo(out_dir: str | Path, scale: str = "default", progress: bool = True
 
     Runs that diverge (NaN/Inf) are dropped and logged. Returns the files written.
     """
-    from .bench.common import progress as bar
-
     out_dir = Path(out_dir)
     runs = zoo_runs(scale, seeds)
     groups: dict[str, list[tuple[ZooRun, dict]]] = {}

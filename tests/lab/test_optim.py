@@ -43,3 +43,14 @@ def test_parse_lists():
         parse_seeds("1,x")
     with pytest.raises(ValueError, match="non-negative"):
         parse_seeds([-1])
+
+
+def test_one_registry_for_the_whole_lab():
+    """sgdm is SGD with momentum 0.9; explicit keywords replace the paper's defaults."""
+    from gfm_accel.lab.optim import PAPER_OPTIMIZERS
+
+    w = torch.zeros(2, requires_grad=True)
+    sgdm = build_optimizer("sgdm", [w], lr=0.02, weight_decay=0.0)
+    assert type(sgdm) is torch.optim.SGD and (sgdm.defaults["momentum"], sgdm.defaults["lr"]) == (0.9, 0.02)
+    assert build_optimizer("rmsprop", [w], 1e-3, weight_decay=0.0).defaults["weight_decay"] == 0.0
+    assert PAPER_OPTIMIZERS == ("sgd", "adam", "adamw", "rmsprop", "adagrad") and set(PAPER_OPTIMIZERS) < set(OPTIMIZERS)

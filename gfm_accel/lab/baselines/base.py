@@ -35,6 +35,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from ..._progress import progress as progress_bar
 from ...forecast.base import as_batch, check_prefix
 from ...params import ParamSpec
 
@@ -182,12 +183,7 @@ def train_module(
     module.train()
     epoch_losses: list[float] = []
     steps = 0
-    iterator = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc=desc, leave=False)
-    for _ in iterator:
+    for _ in progress_bar(range(epochs), total=epochs, desc=desc, enabled=progress):
         perm = torch.randperm(num_samples, generator=gen)
         total, count = 0.0, 0
         for start in range(0, num_samples, batch_size):

@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from .common import progress
+from ..._progress import progress
 
 __all__ = [
     "PAPER_BASELINES",

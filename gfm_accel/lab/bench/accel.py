@@ -41,10 +41,8 @@ Metrics (per pair, then mean and std over seeds):
 schedule was chosen (``docs/acceleration.md``).
 
 Example:
-    >>> epochs_to_reach([2.0, 1.5, 1.0, 0.9], 1.0)
-    2
-    >>> parse_schedule("periodic:n=4,K=10,P=5")
-    {'mode': 'periodic', 'n': 4, 'horizon': 10, 'every': 5}
+    >>> expand_task_names(["heldout"])
+    ['mlp_mnist1d', 'cnn1d_mnist1d', 'vit_digits']
 """
 
 from __future__ import annotations
@@ -60,8 +58,13 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..tasks.accel import ALL_TASKS, SOURCE_TASK, TASKS, TEST_TASKS, VALIDATION_TASKS, AccelTask, RunLog, Split, load_split, train_run
-from .common import BenchResult, progress
+from ..._progress import progress
+from ..datasets import load_split
+from ..forecasters import FORECASTERS, forecaster_sha256, make_forecaster
+from ..jumps import jump_config, parse_schedule, target_m
+from ..tasks.accel import ALL_TASKS, SOURCE_TASK, TASKS, TEST_TASKS, VALIDATION_TASKS, AccelTask, train_run
+from ..training import RunLog, epochs_to_reach
+from .common import BenchResult
 
 __all__ = [
     "probe_task",
@@ -69,13 +72,9 @@ __all__ = [
     "DEFAULT_SCHEDULE",
     "PROBE_SCHEDULES",
     "METHODS",
-    "epochs_to_reach",
     "pair_metrics",
-    "parse_schedule",
-    "make_forecaster",
     "source_trajectories",
     "load_source",
-    "windows",
     "add_arguments",
     "run",
 ]
@@ -94,59 +93,10 @@ PROBE_SCHEDULES = (
     "periodic:n=4,K=10,P=5",
     "periodic:n=4,K=20,P=10",
 )
-METHODS = ("gfm", "linear", "linefit", "ridge_coord", "wnn")
-_KEYS = {"n": "n", "K": "horizon", "P": "every", "m": "horizon", "alpha": "alpha", "tol": "tolerance",
-         "opt": "optimizer_state", "steps": "every_n_steps"}
-
-
-def parse_schedule(text: str) -> dict[str, Any]:
-    """Parse ``"periodic:n=4,K=10,P=5"`` / ``"far:n=4"`` / ``"far:n=4,m=30"`` into JumpConfig options.
-
-    Keys: ``n``, ``K`` (horizon), ``P`` (every), ``m`` (far target), ``alpha``, ``tol``
-    (guard tolerance), ``opt`` (``keep``/``reset``) and ``steps=k``: snapshots every ``k``
-    optimizer steps (``unit="step"``; ``n``, ``K`` and ``P`` then count snapshots of ``k`` steps).
-
-    Raises:
-        ValueError: an unknown mode or key, or a malformed value.
-    """
-    mode, _, rest = text.partition(":")
-    if mode not in ("far", "periodic"):
-        raise ValueError(f"schedule {text!r}: mode must be 'far' or 'periodic'")
-    out: dict[str, Any] = {"mode": mode}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or key not in _KEYS:
-            raise ValueError(f"schedule {text!r}: expected KEY=VALUE with KEY in {sorted(_KEYS)}, got {item!r}")
-        try:
-            if key == "opt":
-                if value not in ("keep", "reset"):
-                    raise ValueError(f"opt must be 'keep' or 'reset', got {value!r}")
-                out[_KEYS[key]] = value
-            elif key == "steps":
-                out["unit"], out["every_n_steps"] = "step", int(value)
-            else:
-                out[_KEYS[key]] = float(value) if key in ("alpha", "tol") else int(value)
-        except ValueError as exc:
-            raise ValueError(f"schedule {text!r}: {key} must be a number, got {value!r}") from exc
-    return out
-
-
-def _target_m(schedule: dict[str, Any], epochs: int) -> int:
-    n = schedule.get("n", 4)
-    if schedule["mode"] == "far":
-        return schedule.get("horizon") or epochs
-    return n + (schedule.get("horizon") or n)
+METHODS = FORECASTERS
 
 
 # --------------------------------------------------------------------------- metrics
-def epochs_to_reach(val_loss: Sequence[float], target: float) -> int | None:
-    """First epoch ``e`` (0 = initialization) with ``val_loss[e] <= target``; None if never."""
-    for e, v in enumerate(val_loss):
-        if math.isfinite(v) and v <= target + 1e-12:
-            return e
-    return None
-
-
 def pair_metrics(plain: RunLog, jumped: RunLog) -> dict[str, Any]:
     """Compare one jump run to its plain twin (same seed and budget).
 
@@ -299,81 +249,6 @@ def load_source(paths: Sequence[str | Path]) -> tuple[torch.Tensor, Any, str]:
     return weights, ParamSpec(tuple(entries)), desc
 
 
-def windows(weights: torch.Tensor, length: int, stride: int = 1) -> torch.Tensor:
-    """All windows of ``length`` consecutive snapshots, re-indexed from 0.
-
-    Args:
-        weights: ``(N, T, D)``.
-        length: ``m + 1`` (prefix ``w_0..w_n`` plus the target ``w_m``).
-        stride: epochs between window starts.
-
-    Returns:
-        ``(N * S, length, D)`` with ``S = (T - length) // stride + 1`` starts per trajectory.
-    """
-    if weights.dim() != 3 or not 1 <= length <= weights.shape[1]:
-        raise ValueError(f"need (N, T, D) weights with T >= length={length}, got {tuple(weights.shape)}")
-    starts = range(0, weights.shape[1] - length + 1, stride)
-    return torch.cat([weights[:, s : s + length] for s in starts])
-
-
-def make_forecaster(method: str, *, n: int, m: int, source: tuple[torch.Tensor, Any] | None = None,
-                    forecaster_path: str | None = None, wnn_epochs: int | None = None) -> Any:
-    """Build the forecaster a jump run uses.
-
-    Args:
-        method: ``"gfm"``, ``"linear"``, ``"linefit"``, ``"ridge_coord"`` or ``"wnn"``.
-        n, m: the schedule's prefix index and target index (trained baselines are fitted for them).
-        source: ``(weights (N, T, D), spec)`` source trajectories for the trained baselines.
-        forecaster_path: ``gfm`` from this file instead of the shipped one.
-        wnn_epochs: training epochs of the wnn baseline (its default when None).
-
-    Raises:
-        ValueError: the method cannot be built (e.g. no shipped forecaster yet); the
-            benchmark reports it as "not run" with this message.
-    """
-    if method == "linear":
-        from ...forecast.simple import LinearExtrapolationForecaster
-
-        return LinearExtrapolationForecaster()
-    if method == "linefit":
-        from ...forecast.simple import LineFitForecaster
-
-        return LineFitForecaster()
-    if method == "gfm":
-        if forecaster_path:
-            from ...forecast.forecaster import GFMForecaster
-
-            return GFMForecaster.load(forecaster_path)
-        try:
-            from ...pretrained import pretrained_forecaster
-        except ImportError as exc:
-            raise ValueError(f"the shipped forecaster is not available ({exc})") from exc
-        try:
-            return pretrained_forecaster()
-        except (FileNotFoundError, OSError) as exc:
-            raise ValueError(f"the shipped forecaster is not available ({exc})") from exc
-    if method in ("ridge_coord", "wnn"):
-        try:
-            from ..baselines import make_baseline
-        except ImportError as exc:
-            raise ValueError(f"gfm_accel.lab.baselines.make_baseline is not available ({exc})") from exc
-        if source is None:
-            raise ValueError(f"{method} needs source trajectories to be fitted on")
-        weights, spec = source
-        if weights.shape[1] < m + 1:
-            raise ValueError(f"source trajectories hold T={weights.shape[1]} snapshots, need m+1={m + 1}")
-        # windows start every epoch (every 2nd for long sources, to bound memory)
-        data = windows(weights, m + 1, stride=1 if weights.shape[0] * weights.shape[-1] < 200_000 else 2)
-        # wnn: Adam at 1e-3 for 200 epochs over the windows (its paper-protocol default, 1000
-        # epochs at 1e-4, costs minutes per (n, m) here and fits the same windows no better).
-        kwargs = {"epochs": wnn_epochs or 200, "lr": 1e-3} if method == "wnn" else {}
-        t0 = time.perf_counter()
-        model = make_baseline(method).fit(data, n, m, spec=spec, **kwargs)
-        logger.info("fitted %s for n=%d, m=%d on %s windows (%.1f s)", method, n, m, tuple(data.shape), time.perf_counter() - t0)
-        return model
-    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
-
-
 # --------------------------------------------------------------------------- the benchmark
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", default=None,
@@ -475,12 +350,12 @@ def _plan(args: argparse.Namespace) -> _Plan:
 
 
 def run(args: argparse.Namespace) -> BenchResult:
-    from ...jump import GFMJump, JumpConfig
+    from ...jump import GFMJump
 
     torch.set_num_threads(1)
     plan = _plan(args)
     budget = max(t.epochs for t in plan.tasks)
-    ms = [_target_m(parse_schedule(s), budget) for s in plan.schedules]
+    ms = [target_m(jump_config(s), budget) for s in plan.schedules]
     needs_source = any(m in ("ridge_coord", "wnn") for m in plan.methods)
     source, source_desc = None, None
     if needs_source:
@@ -501,7 +376,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     # the benchmark runs must not change the forecaster half-way or mislabel the results.
     gfm_sha, gfm_pinned = None, None
     if "gfm" in plan.methods:
-        gfm_sha = _sha256(args.forecaster)
+        gfm_sha = forecaster_sha256(args.forecaster)
         try:
             gfm_pinned = make_forecaster("gfm", n=1, m=2, forecaster_path=args.forecaster)
         except ValueError as exc:
@@ -520,7 +395,8 @@ def run(args: argparse.Namespace) -> BenchResult:
                     plain.val_loss.index(min(plain.val_loss[1:])), plain.wall[-1])
         for sched in plan.schedules:
             opts = parse_schedule(sched)
-            m = _target_m(opts, task.epochs)
+            config = jump_config(opts)
+            m = target_m(config, task.epochs)
             for method in plan.methods:
                 key = (method, sched, m)
                 if method == "gfm" and key not in forecasters:
@@ -537,7 +413,7 @@ def run(args: argparse.Namespace) -> BenchResult:
                         not_run[method] = f"{type(exc).__name__}: {exc}"
                 if forecasters[key] is None:
                     continue
-                jump = GFMJump(forecasters[key], config=JumpConfig(**opts))
+                jump = GFMJump(forecasters[key], config=config)
                 log = train_run(task, seed, split=split, jump=jump, method=method)
                 runs.append({**log.to_dict(), "schedule": sched})
                 metrics = pair_metrics(plain, log)
@@ -566,19 +442,6 @@ def run(args: argparse.Namespace) -> BenchResult:
         results={"summary": summary, "pairs": pairs, "not_run": not_run, "runs": runs},
         table_md=table, config=config, seeds=plan.seeds, figures=figures,
     )
-
-
-def _sha256(path: str | None) -> str | None:
-    import hashlib
-
-    if path is None:
-        from ...pretrained import PRETRAINED_PATH
-
-        path = str(PRETRAINED_PATH)
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def _summarize(pairs: list[dict[str, Any]], plan: _Plan) -> list[dict[str, Any]]:

@@ -51,7 +51,8 @@ import torch
 import torch.nn.functional as F
 
 from . import _forecast_eval as fe
-from .common import BenchResult, progress
+from ..._progress import progress
+from .common import BenchResult
 from .paper import TABLE2, paper_cell
 
 __all__ = ["add_arguments", "run", "DEFAULT_MODELS", "FAMILIES", "source_loss"]

@@ -24,14 +24,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ...info import machine_line
 
-__all__ = ["BenchResult", "write_result", "git_commit", "progress", "SCHEMA_VERSION", "RESULT_KEYS"]
+__all__ = ["BenchResult", "write_result", "git_commit", "SCHEMA_VERSION", "RESULT_KEYS"]
 
 SCHEMA_VERSION = 1
 RESULT_KEYS = (
@@ -103,23 +102,3 @@ def write_result(name: str, result: BenchResult, out_dir: Path, *, quick: bool, 
     )
     (out_dir / "table.md").write_text(header + result.table_md.rstrip() + "\n")
     return path
-
-
-def progress(iterable: Iterable, *, total: int | None = None, desc: str = "", enabled: bool = True):
-    """tqdm progress bar when tqdm is installed and enabled, else the bare iterable."""
-    if not enabled:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is an optional extra
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
-
-
-class Timer:
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.t0

@@ -45,7 +45,8 @@ from functools import lru_cache
 import torch
 
 from . import _forecast_eval as fe
-from .common import BenchResult, progress
+from ..._progress import progress
+from .common import BenchResult
 
 __all__ = ["add_arguments", "run", "mlp_task_loss", "METRICS"]
 

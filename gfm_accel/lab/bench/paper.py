@@ -32,6 +32,8 @@ Example:
 
 from __future__ import annotations
 
+from ..optim import PAPER_OPTIMIZERS
+
 __all__ = [
     "OPTIMIZERS",
     "PAPER_MODEL_NAMES",
@@ -44,8 +46,8 @@ __all__ = [
     "paper_cell",
 ]
 
-#: Column order of the paper's linreg tables.
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+#: Column order of the paper's linreg tables (the lab registry's paper optimizers).
+OPTIMIZERS: tuple[str, ...] = PAPER_OPTIMIZERS
 
 #: Our model key -> the paper's row label.
 PAPER_MODEL_NAMES: dict[str, str] = {

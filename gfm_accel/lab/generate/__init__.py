@@ -55,7 +55,7 @@ from .nets import (
     sample_cell,
     sample_transformer_arch,
 )
-from ..optim import OPTIMIZERS, PAPER_HPARAMS, build_optimizer, optimizer_hparams, parse_optimizers
+from ..optim import OPTIMIZERS, PAPER_HPARAMS, PAPER_OPTIMIZERS, build_optimizer, optimizer_hparams, parse_optimizers
 from ..datasets import DATASETS, ImageDataset, load_image_dataset
 
 __all__ = [
@@ -101,6 +101,7 @@ __all__ = [
     "sample_transformer_arch",
     "OPTIMIZERS",
     "PAPER_HPARAMS",
+    "PAPER_OPTIMIZERS",
     "build_optimizer",
     "optimizer_hparams",
     "parse_optimizers",

@@ -1,30 +1,15 @@
-"""Small shared helpers: optional progress bars, seed lists, byte-stable safetensors headers."""
+"""Small helpers of the generators: seed lists and byte-stable safetensors headers."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import Iterable
 
-__all__ = ["progress", "parse_seeds", "canonicalize_safetensors"]
-
-T = TypeVar("T")
-
-
-def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", enable: bool = True) -> Iterator[T]:
-    """Wrap ``iterable`` in a tqdm bar when tqdm is installed and ``enable``; else return it.
-
-    tqdm is the optional ``progress`` extra, so it is imported lazily and its absence is silent.
-    """
-    if enable and importlib.util.find_spec("tqdm") is not None:
-        from tqdm.auto import tqdm
-
-        return iter(tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True))
-    return iter(iterable)
+__all__ = ["parse_seeds", "canonicalize_safetensors"]
 
 
 def parse_seeds(spec: str | Iterable[int]) -> list[int]:

@@ -19,7 +19,7 @@ import logging
 import time
 
 from ._util import parse_seeds
-from ..optim import OPTIMIZERS, parse_optimizers
+from ..optim import OPTIMIZERS, PAPER_OPTIMIZERS, parse_optimizers
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("task", choices=("linreg", "mlp", "cnn", "transformer"), help="which dataset family")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--optimizers", default=None,
-                   help=f"comma list from {','.join(OPTIMIZERS)} (default: all five for linreg/mlp, sgd for cnn/transformer)")
+                   help=f"comma list from {','.join(OPTIMIZERS)} (default: the paper's five for linreg/mlp, sgd for cnn/transformer)")
     p.add_argument("--seeds", default=None, help="comma list or range, e.g. 0,1,2 or 0-4 (default 0-4; cnn/transformer: 0)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate for every optimizer (default: the paper's per optimizer; cnn/transformer: preset)")
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from .linreg import RegressionConfig
 
     vision = args.task in ("cnn", "transformer")
-    optimizers = parse_optimizers(args.optimizers if args.optimizers is not None else ("sgd" if vision else ",".join(OPTIMIZERS)))
+    optimizers = parse_optimizers(args.optimizers if args.optimizers is not None else ("sgd" if vision else ",".join(PAPER_OPTIMIZERS)))
     seeds = parse_seeds(args.seeds if args.seeds is not None else ("0" if vision else "0-4"))
     t0 = time.perf_counter()
     paths = []
@@ -91,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
             noise_std=math.sqrt(0.1) if args.noise_std is None else args.noise_std,
             init=args.init, init_scale=args.init_scale,
         )
-        from ._util import progress
+        from ..._progress import progress
 
         jobs = [(o, s) for o in optimizers for s in seeds]
-        for opt, seed in progress(jobs, total=len(jobs), desc=f"generate {args.task}", enable=not args.no_progress):
+        for opt, seed in progress(jobs, total=len(jobs), desc=f"generate {args.task}", enabled=not args.no_progress):
             if args.task == "linreg":
                 paths.append(generate_linreg(args.out, optimizer=opt, seed=seed, config=cfg, lr=args.lr))
             else:

@@ -35,7 +35,8 @@ from torch import nn
 
 from ...params import ParamSpec
 from ...trajectories import save_trajectories
-from ._util import canonicalize_safetensors, progress
+from ..._progress import progress
+from ._util import canonicalize_safetensors
 from ..training import train_classifier
 from .linreg import RegressionConfig, sample_regression_tasks, train_linreg_batched
 from .mlp import MLP_ARCHS, make_mlp, sample_mlp_tasks, train_mlp_batched
@@ -308,7 +309,7 @@ def generate_vision(
     paths: list[Path] = []
     runs: list = []
     start = 0
-    for r in progress(range(config.runs), total=config.runs, desc=f"{config.family} seed {seed}", enable=show_progress):
+    for r in progress(range(config.runs), total=config.runs, desc=f"{config.family} seed {seed}", enabled=show_progress):
         runs.append(
             train_classifier(
                 factory, data.train_x, data.train_y, data.val_x, data.val_y, optimizer=optimizer, lr=config.lr,

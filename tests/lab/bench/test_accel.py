@@ -6,18 +6,12 @@ import math
 import pytest
 import torch
 
-from gfm_accel.lab.bench.accel import (
-    epochs_to_reach,
-    expand_task_names,
-    load_source,
-    make_forecaster,
-    pair_metrics,
-    parse_schedule,
-    probe_line,
-    probe_task,
-    windows,
-)
-from gfm_accel.lab.tasks.accel import ALL_TASKS, TASKS, TEST_TASKS, VALIDATION_TASKS, RunLog, build_model, load_split, train_run
+from gfm_accel.lab.bench.accel import expand_task_names, load_source, pair_metrics, probe_line, probe_task
+from gfm_accel.lab.datasets import load_split
+from gfm_accel.lab.forecasters import make_forecaster, windows
+from gfm_accel.lab.jumps import parse_schedule
+from gfm_accel.lab.tasks.accel import ALL_TASKS, TASKS, TEST_TASKS, VALIDATION_TASKS, build_model, train_run
+from gfm_accel.lab.training import RunLog, epochs_to_reach
 from gfm_accel.cli import main
 
 

@@ -13,7 +13,7 @@ from gfm_accel.lab.generate.linreg import (
     train_linreg_batched,
     train_linreg_sequential,
 )
-from gfm_accel.lab.optim import OPTIMIZERS
+from gfm_accel.lab.optim import PAPER_OPTIMIZERS as OPTIMIZERS
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))

@@ -15,7 +15,7 @@ from gfm_accel.lab.generate.mlp import (
     train_mlp_batched,
     train_mlp_sequential,
 )
-from gfm_accel.lab.optim import OPTIMIZERS
+from gfm_accel.lab.optim import PAPER_OPTIMIZERS as OPTIMIZERS
 from gfm_accel.params import ParamSpec, assign_params
 
 
