@@ -188,6 +188,15 @@ def _batches(n: int, batch: int, g: torch.Generator) -> Iterator[torch.Tensor]:
         yield perm[i : i + batch]
 
 
+@torch.no_grad()
+def _loss_of(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor) -> float:
+    """``loss_fn(model(x), y)`` in eval mode, in one batch; the model is left in train mode."""
+    model.eval()
+    v = loss_fn(model(x), y).item()
+    model.train()
+    return v
+
+
 def train_run(run: ZooRun, steps_per_epoch_text: int = 20, every_steps: int | None = None) -> dict:
     """Train one zoo run and record its weights every epoch (or every ``every_steps`` optimizer steps).
 
@@ -225,20 +234,8 @@ def train_run(run: ZooRun, steps_per_epoch_text: int = 20, every_steps: int | No
             for _ in range(steps_per_epoch_text):
                 yield sample(train_ids, 32)
 
-        def evaluate():
-            model.eval()
-            with torch.no_grad():
-                v = loss_fn(model(vx), vy).item()
-            model.train()
-            return v
-
-        def train_eval():
-            x, y = sample(train_ids, 64)
-            model.eval()
-            with torch.no_grad():
-                v = loss_fn(model(x), y).item()
-            model.train()
-            return v
+        evaluate = lambda: _loss_of(model, loss_fn, vx, vy)  # noqa: E731
+        train_eval = lambda: _loss_of(model, loss_fn, *sample(train_ids, 64))  # noqa: E731  (a fresh sample)
     else:
         xtr, ytr, xva, yva = zoo_digits(image=run.family == "cnn")
         loss_fn = F.cross_entropy
@@ -247,19 +244,8 @@ def train_run(run: ZooRun, steps_per_epoch_text: int = 20, every_steps: int | No
             for idx in _batches(len(xtr), 64, g):
                 yield xtr[idx], ytr[idx]
 
-        def evaluate():
-            model.eval()
-            with torch.no_grad():
-                v = loss_fn(model(xva), yva).item()
-            model.train()
-            return v
-
-        def train_eval():
-            model.eval()
-            with torch.no_grad():
-                v = loss_fn(model(xtr), ytr).item()
-            model.train()
-            return v
+        evaluate = lambda: _loss_of(model, loss_fn, xva, yva)  # noqa: E731
+        train_eval = lambda: _loss_of(model, loss_fn, xtr, ytr)  # noqa: E731
 
     model.train()
     rec = WeightRecorder(model, record_initial=False)

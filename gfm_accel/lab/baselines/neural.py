@@ -24,7 +24,7 @@ m = 199, i.e. 2 optimizer steps per epoch): see docs/baselines.md for the curves
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 from torch import nn
@@ -56,9 +56,12 @@ def introspection_indices(n: int) -> list[int]:
 class TorchBaseline(Baseline):
     """A D-specific model that is an ``nn.Module`` trained with Adam on standardized data.
 
-    Subclasses implement ``build(dim, n) -> nn.Module`` mapping a standardized
-    ``(B, n+1, D)`` prefix to a standardized ``(B, D)`` target, and set ``scaling`` to
-    ``"feature"``, ``"coordinate"`` or ``"joint"`` (see the module docstring).
+    Subclasses give the network that maps a standardized ``(B, n+1, D)`` prefix to a
+    standardized ``(B, D)`` target, either as ``network`` (a class built as
+    ``network(dim, n, **options)``, with ``options`` naming its integer hyperparameters and
+    their defaults; they become constructor keywords and attributes) or by overriding
+    ``build(dim, n) -> nn.Module``; and set ``scaling`` to ``"feature"``, ``"coordinate"``
+    or ``"joint"`` (see the module docstring).
 
     Example:
         >>> class Linear(TorchBaseline):
@@ -74,9 +77,22 @@ class TorchBaseline(Baseline):
 
     scaling: ClassVar[str] = "feature"
     max_params: ClassVar[int | None] = DEFAULT_MAX_PARAMS
+    default_epochs: ClassVar[int] = 1000
+    network: ClassVar[Callable[..., nn.Module] | None] = None
+    options: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, **options: int) -> None:
+        super().__init__()
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown option(s) {unknown}; valid: {sorted(self.options)}")
+        for key, default in self.options.items():
+            setattr(self, key, int(options.get(key, default)))
 
     def build(self, dim: int, n: int) -> nn.Module:
-        raise NotImplementedError
+        if self.network is None:
+            raise NotImplementedError(f"{type(self).__name__} sets neither network nor build()")
+        return self.network(dim, n, **{key: getattr(self, key) for key in self.options})
 
     @classmethod
     def num_params(cls, dim: int, n: int = 4) -> int:
@@ -158,19 +174,13 @@ class Introspection(TorchBaseline):
 
     name = "introspection"
     scaling = "feature"
-    default_epochs = 1000
-
-    def __init__(self, hidden: int = 100) -> None:
-        super().__init__()
-        self.hidden = int(hidden)
-
-    def build(self, dim: int, n: int) -> nn.Module:
-        return _IntrospectionNet(dim, n, self.hidden)
+    network = _IntrospectionNet
+    options = {"hidden": 100}
 
 
 # ---------------------------------------------------------------------- LFD-2
 class _LFD2Net(nn.Module):
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, n: int) -> None:
         super().__init__()
         self.linear = _zero_last(nn.Linear(2 * dim, dim))
 
@@ -192,10 +202,7 @@ class LFD2(TorchBaseline):
 
     name = "lfd2"
     scaling = "feature"
-    default_epochs = 1000
-
-    def build(self, dim: int, n: int) -> nn.Module:
-        return _LFD2Net(dim)
+    network = _LFD2Net
 
 
 # ---------------------------------------------------------------------- DLinear
@@ -259,20 +266,13 @@ class DLinear(TorchBaseline):
 
     name = "dlinear"
     scaling = "joint"
-    default_epochs = 1000
-
-    def __init__(self, d_model: int = 16, kernel: int = 3) -> None:
-        super().__init__()
-        self.d_model = int(d_model)
-        self.kernel = int(kernel)
-
-    def build(self, dim: int, n: int) -> nn.Module:
-        return _DLinearNet(dim, n, self.d_model, self.kernel)
+    network = _DLinearNet
+    options = {"d_model": 16, "kernel": 3}
 
 
 # ---------------------------------------------------------------------- LSTM
 class _LSTMNet(nn.Module):
-    def __init__(self, dim: int, hidden: int, layers: int) -> None:
+    def __init__(self, dim: int, n: int, hidden: int, layers: int) -> None:
         super().__init__()
         self.lstm = nn.LSTM(dim, hidden, num_layers=layers, batch_first=True)
         self.fc = _zero_last(nn.Linear(hidden, dim))
@@ -296,15 +296,8 @@ class LSTMBaseline(TorchBaseline):
 
     name = "lstm"
     scaling = "coordinate"
-    default_epochs = 1000
-
-    def __init__(self, hidden: int = 16, layers: int = 2) -> None:
-        super().__init__()
-        self.hidden = int(hidden)
-        self.layers = int(layers)
-
-    def build(self, dim: int, n: int) -> nn.Module:
-        return _LSTMNet(dim, self.hidden, self.layers)
+    network = _LSTMNet
+    options = {"hidden": 16, "layers": 2}
 
 
 # ---------------------------------------------------------------------- Transformer
@@ -358,11 +351,5 @@ class TransformerBaseline(TorchBaseline):
 
     name = "transformer"
     scaling = "coordinate"
-    default_epochs = 1000
-
-    def __init__(self, width: int = 32, heads: int = 4, ff: int = 64) -> None:
-        super().__init__()
-        self.width, self.heads, self.ff = int(width), int(heads), int(ff)
-
-    def build(self, dim: int, n: int) -> nn.Module:
-        return _TransformerNet(dim, n, self.width, self.heads, self.ff)
+    network = _TransformerNet
+    options = {"width": 32, "heads": 4, "ff": 64}

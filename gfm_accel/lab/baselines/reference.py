@@ -68,12 +68,7 @@ def ridge_dual(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
     """Dual ridge coefficients ``A = (x x^T + a I)^{-1} y``, so that ``W = x^T A``.
 
     Predict with ``(x_new @ x.T) @ A`` without ever forming the ``(p, k)`` matrix W, which
-    is what makes ridge run at any D. Same penalty as :func:`ridge_solve`.
-
-    Args:
-        x: ``(N, p)`` features.
-        y: ``(N, k)`` targets.
-        alpha: relative penalty, >= 0.
+    is what makes ridge run at any D. Arguments and penalty as :func:`ridge_solve`.
 
     Returns:
         ``(N, k)`` float64.

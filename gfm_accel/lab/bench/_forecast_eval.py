@@ -50,6 +50,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from ..._progress import progress
+from .paper import PAPER_MODEL_NAMES
 
 __all__ = [
     "PAPER_BASELINES",
@@ -95,12 +96,7 @@ GFM_VARIANTS: dict[str, dict[str, Any]] = {
 DEFAULT_TABLE1_MODELS: tuple[str, ...] = (*PAPER_BASELINES, *REFERENCES, *GFM_VARIANTS)
 
 MODEL_LABELS: dict[str, str] = {
-    "introspection": "Introspection",
-    "dlinear": "DLinear",
-    "lfd2": "LFD2",
-    "wnn": "WNN",
-    "lstm": "LSTM",
-    "transformer": "Transformer",
+    **{key: label for key, label in PAPER_MODEL_NAMES.items() if key != "gfm"},  # the paper's baselines
     "last": "last value w_n (ref.)",
     "mean": "train mean of w_m (ref.)",
     "ridge": "ridge on prefix (ref.)",

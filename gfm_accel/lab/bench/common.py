@@ -30,7 +30,7 @@ from typing import Any
 
 from ...info import machine_line
 
-__all__ = ["BenchResult", "write_result", "git_commit", "SCHEMA_VERSION", "RESULT_KEYS"]
+__all__ = ["BenchResult", "write_result", "write_script_result", "git_commit", "SCHEMA_VERSION", "RESULT_KEYS"]
 
 SCHEMA_VERSION = 1
 RESULT_KEYS = (
@@ -102,3 +102,16 @@ def write_result(name: str, result: BenchResult, out_dir: Path, *, quick: bool, 
     )
     (out_dir / "table.md").write_text(header + result.table_md.rstrip() + "\n")
     return path
+
+
+def write_script_result(out_dir: str | Path, lines: list[str], record: dict[str, Any]) -> None:
+    """Write what a ``benchmarks/*.py`` script found: ``output.txt`` and ``results.json`` in ``out_dir``.
+
+    ``output.txt`` is the printed ``lines`` under the exact command; ``results.json`` is
+    ``{"command", **record, "machine"}``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = "OMP_NUM_THREADS=1 .venv/bin/python " + " ".join(sys.argv)
+    (out / "output.txt").write_text(f"# command: {cmd}\n" + "\n".join(lines) + "\n")
+    (out / "results.json").write_text(json.dumps({"command": cmd, **record, "machine": machine_line()}, indent=1))

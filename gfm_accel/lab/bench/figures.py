@@ -40,6 +40,17 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path, title: str = "") -> Path:
+    """Give ``fig`` its title, write it to ``path`` as a PNG (folders created) and close it; returns ``path``."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
 def figure2(
     forecasts: Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     path: Path,
@@ -80,12 +91,7 @@ def figure2(
                 ax.set_xlabel("slope", fontsize=9)
             ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=6, loc="lower right")
-    fig.suptitle("GFM forecast trajectories of 20 test runs from $t_n$ (n = 4) to t = 1 (cf. paper Figure 2)", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, "GFM forecast trajectories of 20 test runs from $t_n$ (n = 4) to t = 1 (cf. paper Figure 2)")
 
 
 def figure3(
@@ -104,9 +110,8 @@ def figure3(
     Returns:
         ``path``.
     """
-    plt = _plt()
     names = list(panels)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.0), squeeze=False)
+    fig, axes = _plt().subplots(1, len(names), figsize=(3.3 * len(names), 3.0), squeeze=False)
     for ax, opt in zip(axes[0], names):
         loss, pred, m = panels[opt]
         epochs = torch.arange(loss.shape[1])
@@ -120,13 +125,7 @@ def figure3(
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("task MSE (log)", fontsize=9)
     axes[0][0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def figure4(weights: Mapping[str, torch.Tensor], path: Path, *, names: Sequence[str] = ("slope", "intercept")) -> Path:
@@ -140,9 +139,8 @@ def figure4(weights: Mapping[str, torch.Tensor], path: Path, *, names: Sequence[
     Returns:
         ``path``.
     """
-    plt = _plt()
     opts = list(weights)
-    fig, axes = plt.subplots(2, len(opts), figsize=(2.9 * len(opts), 4.6), squeeze=False, sharex=True)
+    fig, axes = _plt().subplots(2, len(opts), figsize=(2.9 * len(opts), 4.6), squeeze=False, sharex=True)
     for c, opt in enumerate(opts):
         w = weights[opt]
         steps = torch.arange(w.shape[1])
@@ -157,9 +155,4 @@ def figure4(weights: Mapping[str, torch.Tensor], path: Path, *, names: Sequence[
             if d == 1:
                 ax.set_xlabel("step", fontsize=9)
             ax.tick_params(labelsize=7)
-    fig.suptitle(f"{w.shape[0]} linear-regression trajectories per optimizer (cf. paper Figure 4)", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, f"{w.shape[0]} linear-regression trajectories per optimizer (cf. paper Figure 4)")

@@ -23,16 +23,16 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..._config import JsonConfig
 from ...params import ParamSpec
 from ...trajectories import save_trajectories
 from ..._progress import progress
@@ -124,7 +124,7 @@ def generate_mlp(
 
 
 @dataclass
-class VisionConfig:
+class VisionConfig(JsonConfig):
     """CNN / Transformer trajectory protocol (see ``docs/datasets.md`` for the presets).
 
     Attributes:
@@ -191,23 +191,6 @@ class VisionConfig:
             self.optimizer_kwargs = {"momentum": 0.9}
         if self.cell is not None:
             Cell.from_string(self.cell)  # validates
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VisionConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown VisionConfig keys: {sorted(unknown)}")
-        return cls(**d)
-
-    @classmethod
-    def from_json(cls, s: str) -> "VisionConfig":
-        return cls.from_dict(json.loads(s))
 
     @classmethod
     def preset(cls, name: str, family: str, **overrides: Any) -> "VisionConfig":

@@ -38,13 +38,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..._config import JsonConfig
 from ..optim import build_optimizer, optimizer_hparams
 
 __all__ = [
@@ -64,7 +64,7 @@ INITS: tuple[str, ...] = ("normal", "xavier_normal", "xavier_uniform")
 
 
 @dataclass
-class RegressionConfig:
+class RegressionConfig(JsonConfig):
     """Task and protocol parameters shared by the linreg and MLP datasets.
 
     Attributes:
@@ -113,24 +113,6 @@ class RegressionConfig:
             raise ValueError(f"unknown init {self.init!r}; choose from {', '.join(INITS)}")
         if not self.init_scale > 0:
             raise ValueError(f"init_scale must be > 0, got {self.init_scale}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RegressionConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown RegressionConfig keys: {sorted(unknown)}")
-        return cls(**d)
-
-    @classmethod
-    def from_json(cls, s: str) -> "RegressionConfig":
-        return cls.from_dict(json.loads(s))
 
 
 @dataclass

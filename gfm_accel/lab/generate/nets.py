@@ -35,10 +35,12 @@ Example:
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from ..._config import JsonConfig
 
 __all__ = [
     "CELL_OPS",
@@ -206,7 +208,7 @@ def cnn_param_count(cell: Cell, in_channels: int, num_classes: int, channels: in
 
 
 @dataclass(frozen=True)
-class TransformerArch:
+class TransformerArch(JsonConfig):
     """One point of the Transformer grid.
 
     Example:
@@ -223,9 +225,6 @@ class TransformerArch:
             raise ValueError(f"need depth >= 1 and an even hidden size (2 heads), got {self.depth}, {self.hidden}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def sample_transformer_arch(rng: random.Random, grid: dict | None = None) -> TransformerArch:

@@ -81,7 +81,7 @@ def test_config_validation_and_json():
         RegressionConfig(n_trajectories=0)
     with pytest.raises(ValueError, match="batch_size must be in"):
         RegressionConfig(batch_size=101)
-    with pytest.raises(ValueError, match="unknown RegressionConfig keys"):
+    with pytest.raises(ValueError, match="unknown RegressionConfig option"):
         RegressionConfig.from_dict({"nope": 1})
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         sample_regression_tasks(cfg, -1)
