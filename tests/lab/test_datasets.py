@@ -40,3 +40,22 @@ def test_fake_data_is_deterministic_and_cifar_shaped():
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.train_y, b.train_y)
     assert not torch.equal(a.train_x[:128], a.val_x)  # different offsets, different images
     assert int(a.train_y.min()) >= 0 and int(a.train_y.max()) <= 9
+
+
+def test_train_guard_val_splits():
+    from gfm_accel.lab.datasets import load_split, zoo_digits
+
+    d = load_split("digits")
+    assert (len(d.x_train), len(d.x_guard), len(d.x_val), d.shape) == (1197, 200, 400, (8, 8))
+    assert abs(float(d.x_train.mean())) < 1e-4 and abs(float(d.x_train.std()) - 1) < 1e-3
+    img = load_split("digits", 300).as_images()
+    assert img.x_train.shape == (300, 1, 8, 8) and img.shape == (1, 8, 8)
+    assert torch.equal(img.x_val.flatten(1), load_split("digits", 300).x_val.flatten(1))
+    m = load_split("mnist1d")
+    assert (len(m.x_train), len(m.x_guard), len(m.x_val), m.shape) == (2800, 400, 800, (40,))
+    xtr, ytr, xva, yva = zoo_digits(image=True)
+    assert xtr.shape == (1400, 1, 8, 8) and len(yva) == 397
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        load_split("mnist")
+    with pytest.raises(FileNotFoundError, match="--data-dir"):
+        load_split("cifar10")

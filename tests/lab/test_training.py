@@ -1,4 +1,4 @@
-"""The reusable classifier trajectory recorder."""
+"""The lab's training loops: the trajectory recorder (train_classifier) and the live-run loop (run_classifier)."""
 
 import pytest
 import torch
@@ -62,3 +62,29 @@ def test_evaluate_restores_mode():
     m.train()
     evaluate_classifier(m, torch.randn(6, 4), torch.zeros(6, dtype=torch.long))
     assert m.training
+
+
+def test_run_classifier_is_a_controlled_pair():
+    """Same model init and seed: the same batches and numbers; a jump run logs its attempts."""
+    from gfm_accel.forecast.simple import LinearExtrapolationForecaster
+    from gfm_accel.jump import GFMJump
+    from gfm_accel.lab.datasets import load_split
+    from gfm_accel.lab.jumps import jump_config
+    from gfm_accel.lab.training import run_classifier
+
+    split = load_split("digits", 128)
+
+    def run(jump=None):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        return run_classifier(model, torch.optim.SGD(model.parameters(), lr=0.1), split, epochs=6, batch_size=32,
+                              seed=3, jump=jump, task="t", method="plain" if jump is None else "linear")
+
+    a, b = run(), run()
+    assert a.val_loss == b.val_loss and a.train_loss[1:] == b.train_loss[1:] and len(a.val_loss) == 7
+    assert a.val_loss[-1] < a.val_loss[0] and a.weights_d == 650
+    jumped = run(GFMJump(LinearExtrapolationForecaster(), config=jump_config("periodic:n=4,K=1,P=5")))
+    assert len(jumped.jumps) == 1 and jumped.val_loss[:5] == a.val_loss[:5]  # identical until the jump after epoch 5
+    assert jumped.to_dict()["method"] == "linear"
+    with pytest.raises(ValueError, match="epochs and batch_size must be >= 1"):
+        run_classifier(torch.nn.Linear(64, 10), None, split, epochs=0, batch_size=32, seed=0)

@@ -2,7 +2,7 @@
 
 Every benchmark run writes ``<out>/results.json`` and ``<out>/table.md`` (plus figures),
 where ``<out>`` defaults to ``benchmarks/results/<name>/``. ``results.json`` has this
-schema (checked by ``tests/bench/test_common.py``)::
+schema (checked by ``tests/lab/bench/test_paper_benchmarks.py``)::
 
     {
       "benchmark": str,            # e.g. "table1"
