@@ -21,9 +21,9 @@ from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from gfm_accel import GFMJump  # noqa: E402
-from gfm_accel.lab.datasets import load_split  # noqa: E402
+from gfm_accel.lab.datasets import add_data_arguments, load_split  # noqa: E402
 from gfm_accel.lab.demo import make_cnn  # noqa: E402
-from gfm_accel.lab.forecasters import make_forecaster  # noqa: E402
+from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
 from gfm_accel.lab.training import evaluate_classifier  # noqa: E402
 
 
@@ -45,16 +45,12 @@ def train(model, optimizer, loader: DataLoader, epochs: int, data, jump=None) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=("cifar10", "digits"), default="cifar10")
-    parser.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py")
+    add_data_arguments(parser, datasets=("cifar10", "digits"))  # --dataset, --data-dir, --limit
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--compare", action="store_true", help="also train plainly and print both")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--limit", type=int, default=None, help="keep at most this many training images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--forecaster", default="shipped", help="'shipped' (default), 'linear' or a forecaster file")
+    add_forecaster_argument(parser)
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
     try:
         data = load_split(args.dataset, args.limit, args.data_dir).as_images()
@@ -65,10 +61,10 @@ def main() -> None:
 
     def new_run():
         """The same initialization and the same batch order for every run."""
-        torch.manual_seed(args.seed)
+        torch.manual_seed(0)
         model = make_cnn(channels=channels, side=side, width=32 if side >= 32 else 16)
         loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=args.batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(args.seed))
+                            generator=torch.Generator().manual_seed(0))
         return model, torch.optim.Adam(model.parameters(), lr=1e-3), loader
 
     if args.compare:

@@ -22,23 +22,18 @@ from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from gfm_accel import GFMJump  # noqa: E402
-from gfm_accel.lab.datasets import load_split  # noqa: E402
-from gfm_accel.lab.forecasters import make_forecaster  # noqa: E402
+from gfm_accel.lab.datasets import add_data_arguments, load_split  # noqa: E402
+from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
 from gfm_accel.lab.tasks.accel import PatchTransformer  # noqa: E402
 from gfm_accel.lab.training import evaluate_classifier  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=("cifar10", "digits"), default="cifar10")
-    parser.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py")
-    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--limit", type=int, default=None, help="keep at most this many training images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--forecaster", default="shipped", help="'shipped' (default), 'linear' or a forecaster file")
+    add_data_arguments(parser, datasets=("cifar10", "digits"))  # --dataset, --data-dir, --limit
+    add_forecaster_argument(parser)
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
     try:
         data = load_split(args.dataset, args.limit, args.data_dir).as_images()
@@ -46,11 +41,11 @@ def main() -> None:
         sys.exit(f"error: {exc}")
     print(f"{args.dataset}: {len(data.x_train)} train / {len(data.x_guard)} guard / {len(data.x_val)} val images")
     big = data.shape[-1] >= 32
-    torch.manual_seed(args.seed)
+    torch.manual_seed(0)
     model = PatchTransformer(data.shape, patch=4 if big else 2, dim=64 if big else 32)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=args.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(args.seed))
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=128, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
 
     forecaster = None if args.forecaster == "shipped" else make_forecaster(args.forecaster)
     jump = GFMJump(forecaster, mode="periodic", n=4, every=5, horizon=max(1, min(10, args.epochs - 5)))

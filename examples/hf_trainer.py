@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments  # noqa: E402
 
 from gfm_accel.integrations.hf import GFMJump  # noqa: E402
-from gfm_accel.lab.forecasters import make_forecaster  # noqa: E402
+from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
 
 BLOCK = 64
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--limit", type=int, default=512, help="training blocks of 64 bytes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--forecaster", default="shipped", help="'shipped' (default), 'linear' or a forecaster file")
+    add_forecaster_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 

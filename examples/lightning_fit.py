@@ -19,9 +19,9 @@ from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from gfm_accel.integrations.lightning import GFMJump  # noqa: E402
-from gfm_accel.lab.datasets import load_split  # noqa: E402
+from gfm_accel.lab.datasets import add_data_arguments, load_split  # noqa: E402
 from gfm_accel.lab.demo import make_cnn  # noqa: E402
-from gfm_accel.lab.forecasters import make_forecaster  # noqa: E402
+from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
 
 
 class Classifier(L.LightningModule):
@@ -52,14 +52,12 @@ class Classifier(L.LightningModule):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--limit", type=int, default=None, help="keep at most this many training images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--forecaster", default="shipped", help="'shipped' (default), 'linear' or a forecaster file")
+    add_data_arguments(parser, datasets=("digits",))  # --limit
+    add_forecaster_argument(parser)
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
     data = load_split("digits", args.limit).as_images()
-    L.seed_everything(args.seed, verbose=False)
+    L.seed_everything(0, verbose=False)
     train = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True)
     val = DataLoader(TensorDataset(data.x_val, data.y_val), batch_size=200)
 

@@ -21,23 +21,21 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from gfm_accel import GFMJump  # noqa: E402
-from gfm_accel.lab.datasets import load_split  # noqa: E402
+from gfm_accel.lab.datasets import add_data_arguments, load_split  # noqa: E402
 from gfm_accel.lab.demo import make_cnn  # noqa: E402
-from gfm_accel.lab.forecasters import make_forecaster  # noqa: E402
+from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
 from gfm_accel.lab.training import evaluate_classifier  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--limit", type=int, default=None, help="keep at most this many training images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--forecaster", default="shipped", help="'shipped' (default), 'linear' or a forecaster file")
+    add_data_arguments(parser, datasets=("digits",))  # --limit
+    add_forecaster_argument(parser)
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
     data = load_split("digits", args.limit).as_images()  # train / guard / val, (N, 1, 8, 8)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(0)
     model = make_cnn(channels=1, side=8)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -48,7 +46,7 @@ def main() -> None:
     jump.attach(model, optimizer, eval_fn=lambda m: evaluate_classifier(m, data.x_guard, data.y_guard)[0],
                 total=args.epochs)
 
-    shuffle = torch.Generator().manual_seed(args.seed)
+    shuffle = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
     for epoch in range(args.epochs):
         model.train()
@@ -59,7 +57,8 @@ def main() -> None:
             optimizer.step()
         record = jump.on_epoch_end(epoch)  # a JumpRecord when a jump was due, else None
         val_loss, val_acc = evaluate_classifier(model, data.x_val, data.y_val)
-        note = "" if record is None else f"  jump to m={record.m}: {record.reason}"
+        note = "" if record is None else f"  jump to m={record.m}: " + (
+            f"accepted, alpha={record.alpha:g}" if record.accepted else record.reason)
         print(f"epoch {epoch + 1:3d}  val_loss {val_loss:.4f}  val_acc {100 * val_acc:.1f}%{note}", flush=True)
     seconds = time.perf_counter() - t0
 

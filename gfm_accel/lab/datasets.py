@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import sysconfig
@@ -51,6 +52,7 @@ __all__ = [
     "zoo_digits",
     "stdlib_text",
     "char_tensors",
+    "add_data_arguments",
 ]
 
 DATASETS: tuple[str, ...] = ("cifar10", "digits", "fake")
@@ -362,3 +364,17 @@ def char_tensors(ctx: int = 32, vocab: int = 96) -> tuple[torch.Tensor, torch.Te
     ids = torch.tensor([min(max(ord(c) - 32, 0), vocab - 1) if c != "\n" else 0 for c in text], dtype=torch.long)
     cut = int(0.9 * len(ids))
     return ids[:cut], ids[cut:]
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, datasets: tuple[str, ...] = ("digits", "cifar10"),
+                       default: str | None = None) -> None:
+    """Add the data options of :func:`load_split` to a command line: the demo's and the examples'.
+
+    ``--dataset`` (only when ``datasets`` offers a choice), ``--data-dir`` (when ``cifar10`` is
+    among them) and ``--limit``.
+    """
+    if len(datasets) > 1:
+        parser.add_argument("--dataset", choices=datasets, default=default or datasets[0])
+    if "cifar10" in datasets:
+        parser.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py (for --dataset cifar10)")
+    parser.add_argument("--limit", type=int, default=None, help="keep at most this many training samples")

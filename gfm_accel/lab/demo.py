@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from .._config import JsonConfig
-from .datasets import Split, load_split
-from .forecasters import forecaster_sha256, make_forecaster
+from .datasets import Split, add_data_arguments, load_split
+from .forecasters import add_forecaster_argument, forecaster_sha256, make_forecaster
 from .jumps import jump_config, parse_schedule
 from .training import RunLog, epochs_to_reach, run_classifier
 
@@ -265,15 +265,13 @@ def _cli_args(cfg: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DemoConfig()
-    parser.add_argument("--dataset", choices=("digits", "cifar10"), default=d.dataset)
-    parser.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py (for --dataset cifar10)")
+    add_data_arguments(parser, ("digits", "cifar10"), default=d.dataset)
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs of each run, >= 1 (default 30 digits, 10 cifar10)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 64 (digits), 256 (cifar10)")
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--limit", type=int, default=None, help="keep at most this many training images")
-    parser.add_argument("--forecaster", default=d.forecaster, help="'shipped' (default), 'linear', 'linefit' or a forecaster file")
+    add_forecaster_argument(parser, d.forecaster)
     parser.add_argument("--schedule", default=d.schedule, help="jump schedule, e.g. 'periodic:n=4,K=10,P=5' or 'far:n=4'")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where to write loss_curves.png, table.md, results.json")
 

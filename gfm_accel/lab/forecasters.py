@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import time
@@ -33,7 +34,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FORECASTERS", "make_forecaster", "forecaster_sha256", "windows"]
+__all__ = ["FORECASTERS", "make_forecaster", "forecaster_sha256", "windows", "add_forecaster_argument"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,3 +153,10 @@ def forecaster_sha256(name: str | None) -> str | None:
         return hashlib.sha256(Path(name).read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def add_forecaster_argument(parser: argparse.ArgumentParser, default: str = "shipped") -> None:
+    """Add ``--forecaster NAME`` (for :func:`make_forecaster`) to a command line: the demo's and the examples'."""
+    parser.add_argument("--forecaster", default=default,
+                        help="'shipped' (the forecaster inside the package), 'linear', 'linefit' or a forecaster file "
+                             f"(default {default!r})")
