@@ -38,7 +38,8 @@ def train(model, optimizer, loader: DataLoader, epochs: int, data, jump=None) ->
             optimizer.step()
         record = jump.on_epoch_end(epoch) if jump is not None else None
         vl, va = evaluate_classifier(model, data.x_val, data.y_val)
-        note = "" if record is None else f"  jump to m={record.m}: {record.reason}"
+        note = "" if record is None else f"  jump to m={record.m}: " + (
+            f"accepted, alpha={record.alpha:g}" if record.accepted else record.reason)
         print(f"epoch {epoch + 1:3d}  val_loss {vl:.4f}  val_acc {100 * va:.1f}%{note}", flush=True)
     return vl, va, time.perf_counter() - t0
 
