@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from gfm_accel.pretrained import zoo  # noqa: E402
+from gfm_accel.lab import zoo  # noqa: E402
 
 
 def main() -> None:
