@@ -1,5 +1,7 @@
 """The lab's training loops for classification tasks.
 
+* :func:`train_epoch`: one pass of mini-batch steps, the inner loop that the live runs and
+  the zoo (:mod:`gfm_accel.lab.zoo`) share;
 * :func:`run_classifier`: THE training loop of the lab's live runs (the acceleration
   benchmark's tasks, the demo): mini-batch cross-entropy on a fixed
   :class:`~gfm_accel.lab.datasets.Split`, optionally with a :class:`~gfm_accel.jump.GFMJump`
@@ -39,7 +41,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -50,7 +52,15 @@ from ..params import ParamSpec, flatten_params
 from .datasets import Split
 from .optim import build_optimizer, optimizer_hparams
 
-__all__ = ["ClassifierRun", "train_classifier", "evaluate_classifier", "RunLog", "run_classifier", "epochs_to_reach"]
+__all__ = [
+    "ClassifierRun",
+    "train_classifier",
+    "evaluate_classifier",
+    "RunLog",
+    "train_epoch",
+    "run_classifier",
+    "epochs_to_reach",
+]
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +242,40 @@ class RunLog(JsonConfig):
     weights_d: int = 0
 
 
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    after_step: Callable[[], None] | None = None,
+) -> float:
+    """One pass of mini-batch steps: the inner loop of every live run in the lab (tasks, demo, zoo).
+
+    Args:
+        model: the model (put in train mode here).
+        optimizer: its optimizer.
+        batches: ``(x (B, ...), y (B, ...))`` mini-batches, in order.
+        loss_fn: ``loss_fn(model(x), y) -> scalar``; cross-entropy by default.
+        after_step: called after every optimizer step (recording, step-unit jumps).
+
+    Returns:
+        The mean mini-batch loss, weighted by batch size (NaN for no batches).
+    """
+    model.train()
+    total, seen = 0.0, 0
+    for x, y in batches:
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+        total += float(loss.detach()) * len(y)
+        seen += len(y)
+    return total / seen if seen else float("nan")
+
+
 def run_classifier(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -288,32 +332,30 @@ def run_classifier(
     if record_fn is not None:
         record_fn(model, 0)
     elapsed = log.jump_seconds
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        total, seen, jump_step_seconds = 0.0, 0, 0.0
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = F.cross_entropy(model(split.x_train[idx]), split.y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if step_fn is not None:
-                step_fn(model)
-            if jump is not None:
-                tj = time.perf_counter()
-                jump.on_step_end()  # records and jumps only with unit="step"
-                jump_step_seconds += time.perf_counter() - tj
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
+    jump_step_seconds = 0.0
+
+    def after_step() -> None:
+        nonlocal jump_step_seconds
+        if step_fn is not None:
+            step_fn(model)
         if jump is not None:
             tj = time.perf_counter()
-            jump.on_epoch_end(epoch, loss=total / seen)
+            jump.on_step_end()  # records and jumps only with unit="step"
+            jump_step_seconds += time.perf_counter() - tj
+
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        jump_step_seconds = 0.0
+        perm = torch.randperm(n, generator=gen)
+        batches = ((split.x_train[idx], split.y_train[idx]) for idx in perm.split(batch_size))
+        train_loss = train_epoch(model, optimizer, batches, after_step=after_step)
+        if jump is not None:
+            tj = time.perf_counter()
+            jump.on_epoch_end(epoch, loss=train_loss)
             log.jump_seconds += time.perf_counter() - tj + jump_step_seconds
         elapsed += time.perf_counter() - t0
         vl, va = evaluate_classifier(model, split.x_val, split.y_val)
-        log.val_loss.append(vl), log.val_acc.append(va), log.train_loss.append(total / seen), log.wall.append(elapsed)
+        log.val_loss.append(vl), log.val_acc.append(va), log.train_loss.append(train_loss), log.wall.append(elapsed)
         if record_fn is not None:
             record_fn(model, epoch + 1)
     if jump is not None:

@@ -1,8 +1,9 @@
 """The trajectory zoo the shipped forecaster is trained on.
 
-Every run trains a small model on data available offline and records its flattened
-weights once per epoch with :class:`~gfm_accel.recorder.WeightRecorder`, with the train
-and validation loss beside each snapshot. Runs that share an architecture (same D) are
+Every run trains a small model on data available offline (:mod:`gfm_accel.lab.datasets`)
+with the lab's epoch loop (:func:`gfm_accel.lab.training.train_epoch`) and records its
+flattened weights once per epoch with :class:`~gfm_accel.recorder.WeightRecorder`, with
+the train and validation loss beside each snapshot. Runs that share an architecture (same D) are
 stored in one trajectory file, one trajectory per (optimizer, lr, seed).
 
 Families (the *zoo*; the acceleration benchmark's held-out tasks are deliberately not here):
@@ -42,6 +43,7 @@ from ..trajectories import save_trajectories
 from .._progress import progress as bar
 from .datasets import char_tensors, zoo_digits
 from .optim import build_optimizer
+from .training import train_epoch
 
 __all__ = [
     "ZooRun",
@@ -260,17 +262,17 @@ def train_run(run: ZooRun, steps_per_epoch_text: int = 20, every_steps: int | No
     evaluated = list(losses)  # the losses actually computed (step snapshots between epoch ends hold NaN)
     for epoch in range(run.epochs):
         snapped = False
-        for x, y in epoch_batches():
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
+
+        def after_step() -> None:
+            nonlocal step, snapped
             step += 1
             if every_steps is not None and step % every_steps == 0:
                 rec.record(step)
                 losses.append(float("nan"))
                 val_losses.append(float("nan"))
                 snapped = True
+
+        train_epoch(model, opt, epoch_batches(), loss_fn=loss_fn, after_step=after_step)
         if every_steps is None:
             rec.on_epoch_end()
             losses.append(train_eval())

@@ -88,3 +88,21 @@ def test_run_classifier_is_a_controlled_pair():
     assert jumped.to_dict()["method"] == "linear"
     with pytest.raises(ValueError, match="epochs and batch_size must be >= 1"):
         run_classifier(torch.nn.Linear(64, 10), None, split, epochs=0, batch_size=32, seed=0)
+
+
+def test_train_epoch_steps_every_batch_and_returns_the_weighted_mean_loss():
+    from gfm_accel.lab.training import train_epoch
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    x, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
+    batches = [(x[:4], y[:4]), (x[4:], y[4:])]
+    with torch.no_grad():
+        first = float(torch.nn.functional.cross_entropy(model(x[:4]), y[:4]))
+    steps = []
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the losses are those of the initial weights
+    mean = train_epoch(model, opt, batches, after_step=lambda: steps.append(1))
+    with torch.no_grad():
+        second = float(torch.nn.functional.cross_entropy(model(x[4:]), y[4:]))
+    assert len(steps) == 2 and mean == pytest.approx((4 * first + 6 * second) / 10)
+    assert train_epoch(model, opt, []) != train_epoch(model, opt, [])  # NaN for no batches
