@@ -8,7 +8,7 @@ ambiguous choices of the paper are decided by numbers.
 Protocol (fixed seeds, data generated inline, nothing downloaded):
 
 * Data: for each optimizer (sgd, adam, rmsprop, adamw, adagrad) and seed, 50 linreg
-  trajectories of 199 full-batch steps (``gfm_accel.data.linreg``, paper App. B; an inline
+  trajectories of 199 full-batch steps (``gfm_accel.lab.generate.linreg``, paper App. B; an inline
   fallback if that module is missing), split 30 train / 20 test as in Sec. 5.1.
 * Dense variants: one forecaster per (optimizer, seed, variant), paper hyperparameters
   (beta = gamma = 1, zeta = 100, Adam 1e-4, batch 16, ``--epochs`` 1000), n = 4, m = 199.
@@ -61,7 +61,7 @@ def log(msg: str = "") -> None:
 def linreg(optimizer: str, seed: int) -> torch.Tensor:
     """(50, 200, 2) linreg trajectories (paper App. B)."""
     try:
-        from gfm_accel.data.linreg import RegressionConfig, sample_regression_tasks, train_linreg_batched
+        from gfm_accel.lab.generate.linreg import RegressionConfig, sample_regression_tasks, train_linreg_batched
     except ImportError:  # inline fallback: same protocol, fewer options
         g = torch.Generator().manual_seed(seed)
         a = 2 + 0.1 * torch.randn(50, 1, generator=g)

@@ -27,13 +27,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from gfm_accel.data.linreg import (  # noqa: E402
+from gfm_accel.lab.generate.linreg import (  # noqa: E402
     RegressionConfig,
     sample_regression_tasks,
     train_linreg_batched,
     train_linreg_sequential,
 )
-from gfm_accel.data.optim import OPTIMIZERS  # noqa: E402
+from gfm_accel.lab.optim import PAPER_OPTIMIZERS as OPTIMIZERS  # noqa: E402
 from gfm_accel.info import machine_line  # noqa: E402
 
 SEEDS = (0, 1, 2, 3, 4)

@@ -13,10 +13,7 @@ std over seeds) and the number of accepted jumps.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,6 +21,8 @@ from torch import nn
 from gfm_accel.forecast.simple import LinearExtrapolationForecaster
 from gfm_accel.info import machine_line
 from gfm_accel.jump import GFMJump
+from gfm_accel.lab.bench.common import write_script_result
+from gfm_accel.lab.jumps import jump_config
 
 OPTIMIZERS = {
     "sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
@@ -54,7 +53,7 @@ def run(opt_name: str, policy: str | None, seed: int, epochs: int, x, y, xv, yv)
 
     jump = None
     if policy is not None:
-        jump = GFMJump(LinearExtrapolationForecaster(), mode="periodic", n=4, horizon=4, optimizer_state=policy)
+        jump = GFMJump(LinearExtrapolationForecaster(), config=jump_config(mode="periodic", n=4, horizon=4, optimizer_state=policy))
         jump.attach(model, opt, eval_fn=eval_fn, total=epochs)
     g = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
@@ -115,12 +114,7 @@ def main() -> int:
     lines.append(machine_line())
     print(lines[-1])
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        cmd = "OMP_NUM_THREADS=1 .venv/bin/python " + " ".join(sys.argv)
-        (out / "output.txt").write_text(f"# command: {cmd}\n" + "\n".join(lines) + "\n")
-        (out / "results.json").write_text(json.dumps({"command": cmd, "args": vars(args), "rows": rows,
-                                                      "machine": machine_line()}, indent=1))
+        write_script_result(args.out, lines, {"args": vars(args), "rows": rows})
     return 0
 
 

@@ -22,11 +22,8 @@ candidates rejected: 4 evaluations plus the bit-exact restore).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -34,6 +31,8 @@ from torch import nn
 from gfm_accel.forecast.simple import LinearExtrapolationForecaster
 from gfm_accel.info import machine_line
 from gfm_accel.jump import GFMJump
+from gfm_accel.lab.bench.common import write_script_result
+from gfm_accel.lab.jumps import jump_config
 
 WIDTH = 1024
 EPOCHS = 20
@@ -101,7 +100,7 @@ def trial(n_params: float, forecaster, args, seed: int) -> dict:
     run_s = step_s * args.steps_per_epoch * EPOCHS
 
     # Accepted jump: the far schedule, n = 4; one training step between snapshots.
-    jump = GFMJump(forecaster, mode="far", n=4, tolerance=1.0).attach(model, opt, eval_fn=eval_fn, total=EPOCHS)
+    jump = GFMJump(forecaster, config=jump_config(mode="far", n=4, tolerance=1.0)).attach(model, opt, eval_fn=eval_fn, total=EPOCHS)
     rec_times = []
     record = None
     for epoch in range(4):
@@ -117,7 +116,7 @@ def trial(n_params: float, forecaster, args, seed: int) -> dict:
     guard_s = record.guard_seconds
 
     # Worst case: every candidate rejected, exact restore.
-    bad = GFMJump(_FarAway(), mode="far", n=1).attach(model, opt, eval_fn=eval_fn, total=EPOCHS)
+    bad = GFMJump(_FarAway(), config=jump_config(mode="far", n=1)).attach(model, opt, eval_fn=eval_fn, total=EPOCHS)
     bad_rec = bad.on_epoch_end(0)
     assert bad_rec is not None and not bad_rec.accepted
     guard_worst_s = bad_rec.guard_seconds
@@ -197,13 +196,7 @@ def main() -> int:
     print(verdict)
     print(lines[-1])
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        cmd = "OMP_NUM_THREADS=1 .venv/bin/python " + " ".join(sys.argv)
-        (out / "output.txt").write_text(f"# command: {cmd}\n" + "\n".join(lines) + "\n")
-        (out / "results.json").write_text(
-            json.dumps({"command": cmd, "args": vars(args), "forecaster": fdesc, "rows": rows, "machine": machine_line()}, indent=1)
-        )
+        write_script_result(args.out, lines, {"args": vars(args), "forecaster": fdesc, "rows": rows})
     return 0
 
 

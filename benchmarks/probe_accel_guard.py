@@ -26,8 +26,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from gfm_accel.bench.accel import expand_task_names, make_forecaster, probe_line, probe_task  # noqa: E402
-from gfm_accel.bench.accel_tasks import ALL_TASKS  # noqa: E402
+from gfm_accel.lab.bench.accel import expand_task_names, probe_line, probe_task  # noqa: E402
+from gfm_accel.lab.forecasters import make_forecaster  # noqa: E402
+from gfm_accel.lab.jumps import jump_config  # noqa: E402
+from gfm_accel.lab.tasks.accel import ALL_TASKS  # noqa: E402
 from gfm_accel.jump import GFMJump  # noqa: E402
 
 EPOCH = dict(mode="periodic", n=4, horizon=10, every=5)
@@ -100,7 +102,7 @@ def main() -> None:
         t0 = time.time()
         means, worse, lines = [], 0, []
         for tn, task in tasks.items():
-            res = probe_task(task, seeds, lambda: GFMJump(fc, **opts), method=method, plain=plain)
+            res = probe_task(task, seeds, lambda: GFMJump(fc, config=jump_config(**opts)), method=method, plain=plain)
             means.append(sum(res["best"]) / len(res["best"]))
             worse += sum(res["dloss"]) > 0
             lines.append(probe_line(tn, res))

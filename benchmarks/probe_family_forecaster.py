@@ -32,9 +32,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from gfm_accel import GFMForecaster, WeightRecorder, load_trajectories, save_trajectories  # noqa: E402
-from gfm_accel.bench.accel import expand_task_names, probe_line, probe_task  # noqa: E402
-from gfm_accel.bench.accel_tasks import ALL_TASKS, AccelTask, train_run  # noqa: E402
+from gfm_accel.lab.bench.accel import expand_task_names, probe_line, probe_task  # noqa: E402
+from gfm_accel.lab.tasks.accel import ALL_TASKS, AccelTask, train_run  # noqa: E402
 from gfm_accel.jump import GFMJump  # noqa: E402
+from gfm_accel.lab.jumps import jump_config  # noqa: E402
 
 SCHEDULE_A = dict(mode="periodic", unit="step", every_n_steps=5, n=4, horizon=10, every=5, tolerance=0.3,
                   optimizer_state="keep")
@@ -83,7 +84,7 @@ def main() -> None:
         fc.fit([load_trajectories(data)], seed=0, progress=False)
         t_fit = time.perf_counter() - t0
         fc.save(args.work / f"{name}_gfm.safetensors")
-        res = probe_task(task, seeds, lambda: GFMJump(fc, **SCHEDULE_A), method="gfm_family")
+        res = probe_task(task, seeds, lambda: GFMJump(fc, config=jump_config(**SCHEDULE_A)), method="gfm_family")
         means.append(sum(res["best"]) / len(res["best"]))
         worse += sum(res["dloss"]) > 0
         print(probe_line(name, res, width=18) + f"  (sweep {t_rec:.0f} s, fit {t_fit:.0f} s)", flush=True)

@@ -5,49 +5,83 @@
 
 ``--data-dir`` must hold torchvision's ``cifar-10-batches-py``; nothing is downloaded (a
 clear message says how to get it when it is missing). ``--compare`` also trains the same
-model plainly, from the same initialization, and prints both.
+model plainly, from the same initialization, and prints both. ``--forecaster`` is
+``shipped`` (the default), ``linear`` or a forecaster file.
 """
 
 import argparse
+import os
+import sys
 import time
 
-import torch
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from _common import add_common_arguments, evaluate, fit, get_forecaster, load_data, periodic_schedule, print_summary
-from gfm_accel import GFMJump
-from gfm_accel.demo import make_cnn
+import torch  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from gfm_accel import GFMJump  # noqa: E402
+from gfm_accel.lab.datasets import add_data_arguments, load_split  # noqa: E402
+from gfm_accel.lab.demo import make_cnn  # noqa: E402
+from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
+from gfm_accel.lab.training import evaluate_classifier  # noqa: E402
+
+
+def train(model, optimizer, loader: DataLoader, epochs: int, data, jump=None) -> tuple[float, float, float]:
+    """``epochs`` passes over ``loader``; ``jump.on_epoch_end`` after each. Returns (val loss, val acc, seconds)."""
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        for x, y in loader:
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        record = jump.on_epoch_end(epoch) if jump is not None else None
+        vl, va = evaluate_classifier(model, data.x_val, data.y_val)
+        note = "" if record is None else f"  jump to m={record.m}: " + (
+            f"accepted, alpha={record.alpha:g}" if record.accepted else record.reason)
+        print(f"epoch {epoch + 1:3d}  val_loss {vl:.4f}  val_acc {100 * va:.1f}%{note}", flush=True)
+    return vl, va, time.perf_counter() - t0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=("cifar10", "digits"), default="cifar10")
-    parser.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py")
+    add_data_arguments(parser, datasets=("cifar10", "digits"))  # --dataset, --data-dir, --limit
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--compare", action="store_true", help="also train plainly and print both")
-    add_common_arguments(parser, epochs=15)
+    add_forecaster_argument(parser)
     args = parser.parse_args()
 
-    data = load_data(args.dataset, args.data_dir, args.limit)
-    channels, side = data["x_train"].shape[1], data["x_train"].shape[-1]
-    print(f"{args.dataset}: {len(data['x_train'])} train / {len(data['x_guard'])} guard / {len(data['x_val'])} val images")
+    try:
+        data = load_split(args.dataset, args.limit, args.data_dir).as_images()
+    except FileNotFoundError as exc:  # CIFAR-10 is not under --data-dir: say how to get it
+        sys.exit(f"error: {exc}")
+    channels, side = data.shape[0], data.shape[-1]
+    print(f"{args.dataset}: {len(data.x_train)} train / {len(data.x_guard)} guard / {len(data.x_val)} val images")
 
-    def new_model():
-        torch.manual_seed(args.seed)
+    def new_run():
+        """The same initialization and the same batch order for every run."""
+        torch.manual_seed(0)
         model = make_cnn(channels=channels, side=side, width=32 if side >= 32 else 16)
-        return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+        loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=args.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(0))
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3), loader
 
     if args.compare:
-        model, opt = new_model()
-        t0 = time.perf_counter()
-        vl, va, secs = fit(model, opt, data, args.epochs, args.batch_size, seed=args.seed)
+        model, opt, loader = new_run()
+        vl, va, secs = train(model, opt, loader, args.epochs, data)
         print(f"plain: val_loss={vl:.4f} val_acc={100 * va:.1f}% time={secs:.1f}s")
 
-    model, opt = new_model()
-    jump = GFMJump(get_forecaster(args.forecaster), **periodic_schedule(args.epochs))
-    gx, gy = data["x_guard"][:1000], data["y_guard"][:1000]
-    jump.attach(model, opt, eval_fn=lambda m: evaluate(m, gx, gy)[0], total=args.epochs)
-    vl, va, secs = fit(model, opt, data, args.epochs, args.batch_size, jump=jump, seed=args.seed)
-    print_summary(jump.history, vl, va, secs)
+    model, opt, loader = new_run()
+    # every 5 epochs, 10 epochs ahead (to the end of a shorter run); the guard: 1000 held-out images
+    forecaster = None if args.forecaster == "shipped" else make_forecaster(args.forecaster)
+    jump = GFMJump(forecaster, mode="periodic", n=4, every=5, horizon=max(1, min(10, args.epochs - 5)))
+    gx, gy = data.x_guard[:1000], data.y_guard[:1000]
+    jump.attach(model, opt, eval_fn=lambda m: evaluate_classifier(m, gx, gy)[0], total=args.epochs)
+    vl, va, secs = train(model, opt, loader, args.epochs, data, jump=jump)
+    print(f"jumps: {sum(1 for r in jump.history if r.accepted)} accepted / {len(jump.history)} tried")
+    print(f"final: val_loss={vl:.4f} val_acc={100 * va:.1f}% time={secs:.1f}s")
 
 
 if __name__ == "__main__":

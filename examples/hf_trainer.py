@@ -25,8 +25,8 @@ import textwrap  # noqa: E402
 import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments  # noqa: E402
 
-from _common import get_forecaster, periodic_schedule  # noqa: E402
 from gfm_accel.integrations.hf import GFMJump  # noqa: E402
+from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
 
 BLOCK = 64
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--limit", type=int, default=512, help="training blocks of 64 bytes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--forecaster", default="shipped", help="'shipped' (default), 'linear' or a forecaster file")
+    add_forecaster_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
@@ -76,8 +76,10 @@ def main() -> None:
             use_cpu=True, seed=args.seed, disable_tqdm=True, dataloader_num_workers=0,
         )
         trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=eval_ds)
-        jump = GFMJump(get_forecaster(args.forecaster), eval_dataset=eval_ds, eval_batches=2,
-                       **periodic_schedule(args.epochs))
+        # every 5 epochs, 10 epochs ahead (to the end of a shorter run); the guard: 2 eval batches
+        forecaster = None if args.forecaster == "shipped" else make_forecaster(args.forecaster)
+        jump = GFMJump(forecaster, eval_dataset=eval_ds, eval_batches=2,
+                       mode="periodic", n=4, every=5, horizon=max(1, min(10, args.epochs - 5)))
         trainer.add_callback(jump)
         t0 = time.perf_counter()
         trainer.train()

@@ -18,9 +18,10 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from _common import add_common_arguments, get_forecaster, load_data, periodic_schedule  # noqa: E402
-from gfm_accel.demo import make_cnn  # noqa: E402
 from gfm_accel.integrations.lightning import GFMJump  # noqa: E402
+from gfm_accel.lab.datasets import add_data_arguments, load_split  # noqa: E402
+from gfm_accel.lab.demo import make_cnn  # noqa: E402
+from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
 
 
 class Classifier(L.LightningModule):
@@ -50,16 +51,19 @@ class Classifier(L.LightningModule):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser, epochs=20)
+    parser.add_argument("--epochs", type=int, default=20)
+    add_data_arguments(parser, datasets=("digits",))  # --limit
+    add_forecaster_argument(parser)
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
-    data = load_data("digits", None, args.limit)
-    L.seed_everything(args.seed, verbose=False)
-    train = DataLoader(TensorDataset(data["x_train"], data["y_train"]), batch_size=64, shuffle=True)
-    val = DataLoader(TensorDataset(data["x_val"], data["y_val"]), batch_size=200)
+    data = load_split("digits", args.limit).as_images()
+    L.seed_everything(0, verbose=False)
+    train = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True)
+    val = DataLoader(TensorDataset(data.x_val, data.y_val), batch_size=200)
 
-    jump = GFMJump(get_forecaster(args.forecaster), eval_batches=2, **periodic_schedule(args.epochs))
+    # every 5 epochs, 10 epochs ahead (to the end of a shorter run); the guard: 2 validation batches
+    forecaster = None if args.forecaster == "shipped" else make_forecaster(args.forecaster)
+    jump = GFMJump(forecaster, eval_batches=2, mode="periodic", n=4, every=5, horizon=max(1, min(10, args.epochs - 5)))
     trainer = L.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, callbacks=[jump], logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     t0 = time.perf_counter()

@@ -16,11 +16,11 @@ __all__ = ["main", "COMMANDS"]
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("gfm_accel.data.cli", "generate the paper's trajectory datasets"),
+    "generate": ("gfm_accel.lab.generate.cli", "generate the paper's trajectory datasets"),
     "train": ("gfm_accel.forecast.train_cli", "train a GFM forecaster on trajectory files"),
     "forecast": ("gfm_accel.forecast.forecast_cli", "forecast w_m from the prefixes in a trajectory file"),
-    "bench": ("gfm_accel.bench.cli", "run a benchmark (table1, table3, table4, sensitivity, mlp, cifar, accel)"),
-    "demo": ("gfm_accel.demo", "train a model plainly and with GFMJump, side by side"),
+    "bench": ("gfm_accel.lab.bench.cli", "run a benchmark (table1, table3, table4, sensitivity, mlp, cifar, accel)"),
+    "demo": ("gfm_accel.lab.demo", "train a model plainly and with GFMJump, side by side"),
     "info": ("gfm_accel.info", "print versions and the shipped forecaster's metadata"),
 }
 

@@ -60,7 +60,7 @@ def test_cli_entry_points():
 
 
 SUBPACKAGES = [
-    "gfm_accel.bench", "gfm_accel.baselines", "gfm_accel.data", "gfm_accel.flow", "gfm_accel.forecast",
+    "gfm_accel.lab.bench", "gfm_accel.lab.baselines", "gfm_accel.lab.generate", "gfm_accel.flow", "gfm_accel.forecast",
     "gfm_accel.jump", "gfm_accel.pretrained",
 ]
 

@@ -1,6 +1,6 @@
 """Rebuild the forecaster that ships in the package, from scratch.
 
-1. Generates the trajectory zoo (`gfm_accel.pretrained.zoo`: MLPs and CNNs on sklearn digits,
+1. Generates the trajectory zoo (`gfm_accel.lab.zoo`: MLPs and CNNs on sklearn digits,
    a tiny char GPT on stdlib text; SGD, SGD+momentum, Adam, AdamW, RMSprop at two learning
    rates, two seeds; 120 runs x 40 epochs) into `runs/zoo/` unless it is there already.
 2. Trains the model-agnostic (coordinate) GFM forecaster on random windows of every zoo
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from gfm_accel.bench.common import git_commit
+from gfm_accel.lab.bench.common import git_commit
 from gfm_accel.forecast.forecaster import GFMForecaster
 from gfm_accel.info import machine_line
 from gfm_accel.pretrained import PRETRAINED_PATH
-from gfm_accel.pretrained.zoo import ZOO_SEEDS, build_zoo, zoo_runs
+from gfm_accel.lab.zoo import ZOO_SEEDS, build_zoo, zoo_runs
 from gfm_accel.trajectories import load_trajectories
 
 DEFAULT_OPTIONS = {}

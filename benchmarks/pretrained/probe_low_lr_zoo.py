@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from gfm_accel.pretrained import zoo  # noqa: E402
+from gfm_accel.lab import zoo  # noqa: E402
 
 
 def main() -> None:
@@ -35,17 +35,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO)
-    originals = dict(zoo.OPTIMIZERS)
+    originals = dict(zoo.ZOO_LRS)
     try:
-        for name, (cls, kwargs, lrs) in originals.items():
-            zoo.OPTIMIZERS[name] = (cls, kwargs, (round(min(lrs) / 5, 12),))
+        for name, lrs in originals.items():
+            zoo.ZOO_LRS[name] = (round(min(lrs) / 5, 12),)
         args.out.mkdir(parents=True, exist_ok=True)
         for seed in (int(s) for s in args.seeds.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
                 for f in zoo.build_zoo(tmp, seeds=(seed,), progress=False):
                     shutil.move(str(f), args.out / f"{f.stem}_low_s{seed}.safetensors")
     finally:
-        zoo.OPTIMIZERS.update(originals)
+        zoo.ZOO_LRS.update(originals)
     for f in sorted(args.zoo.glob("zoo_*.safetensors")):
         link = args.out / f.name
         if not link.exists():

@@ -116,7 +116,7 @@ def test_demo_cifar_needs_data(tmp_path):
 
 
 def test_demo_config_validates():
-    from gfm_accel.demo import DemoConfig
+    from gfm_accel.lab.demo import DemoConfig
 
     assert DemoConfig.from_json(DemoConfig(epochs=7, seed=3).to_json()) == DemoConfig(epochs=7, seed=3)
     with pytest.raises(ValueError, match="needs --data-dir"):
@@ -135,3 +135,13 @@ def test_readme_lists_every_example_once_for_examples_output():
     scripts = [line.split()[0] for line in proc.stdout.splitlines()]
     expected = sorted(f"examples/{p.name}" for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
     assert sorted(scripts) == expected and len(scripts) == 5
+
+
+@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--epochs", "-3"), ("--batch-size", "0")])
+def test_demo_rejects_non_positive_epochs_and_batch_size(tmp_path, capsys, flag, value):
+    """Issue 16 item 9: `gfm-accel demo --epochs 0` ran the default 30 epochs; now it is a clear error."""
+    out = tmp_path / "o"
+    assert main(["demo", flag, value, "--forecaster", "linear", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag[2:].replace('-', '_')} must be a positive integer, got {int(value)}" in err
+    assert not out.exists()  # rejected before any training or writing

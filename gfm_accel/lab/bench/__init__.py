@@ -1,3 +1,6 @@
-"""Benchmark runners and their statistics (``gfm_accel.lab.bench.stats``: the tuned protocol's numbers)."""
+"""Benchmark runners: the paper's tables and figures, the live acceleration benchmark, and the
+tuned protocol's pieces (``stats``: its numbers; ``curves``: one measured run)."""
 
-__all__: list[str] = []
+from .common import BenchResult, write_result
+
+__all__ = ["BenchResult", "write_result"]

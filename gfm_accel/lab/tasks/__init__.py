@@ -1,8 +1,10 @@
-"""Task (workload) definitions of the lab's benchmarks.
+"""Task (workload) definitions of the lab's benchmarks: data + model + recipe + budget.
 
-``workload`` holds what every tuned-benchmark workload hands to the runner; ``char_gpt`` and
-``resnet`` are the two larger tasks of the tuned protocol. Import them by module
-(``from gfm_accel.lab.tasks.char_gpt import CharGPT``).
+* :mod:`gfm_accel.lab.tasks.accel`: the held-out tasks of ``gfm-accel bench accel``;
+* :mod:`gfm_accel.lab.tasks.workload`: what every tuned-protocol workload hands the runner;
+* :mod:`gfm_accel.lab.tasks.char_gpt`, :mod:`gfm_accel.lab.tasks.resnet`: the two larger tasks.
+
+Import them by module (``from gfm_accel.lab.tasks.char_gpt import CharGPT``).
 """
 
 __all__: list[str] = []
