@@ -15,8 +15,8 @@ Example:
     >>> cfg = jump_config("periodic:n=4,K=10,P=5")
     >>> cfg.tolerance, cfg.alphas, cfg.optimizer_state
     (0.01, (1.0, 0.5, 0.25), 'reset')
-    >>> target_m(cfg, epochs=40)
-    14
+    >>> cfg.horizon, cfg.every, jump_config("periodic:n=3").horizon
+    (10, 5, 3)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from ..jump import JumpConfig
 
-__all__ = ["LAB_SCHEDULE", "parse_schedule", "jump_config", "target_m"]
+__all__ = ["LAB_SCHEDULE", "parse_schedule", "jump_config"]
 
 #: The schedule values every lab run starts from (the runtime defaults when the benchmarks'
 #: results were made); a schedule text or keyword overrides them.
@@ -91,17 +91,15 @@ def jump_config(schedule: str | dict[str, Any] | None = None, **options: Any) ->
         **options: further JumpConfig fields, applied last.
 
     Returns:
-        ``JumpConfig(**{**LAB_SCHEDULE, **schedule, **options})``.
+        ``JumpConfig(**{**LAB_SCHEDULE, **schedule, **options})``; in periodic mode an unset
+        ``K`` or ``P`` is ``n``, as it was when the lab's results were made (the runtime's
+        ``None`` now means its recommended K = 10, P = 5).
     """
     parsed = parse_schedule(schedule) if isinstance(schedule, str) else dict(schedule or {})
-    return JumpConfig(**{**LAB_SCHEDULE, **parsed, **options})
+    merged = {**LAB_SCHEDULE, **parsed, **options}
+    if merged["mode"] == "periodic":
+        for key in ("horizon", "every"):
+            if merged[key] is None:
+                merged[key] = merged["n"]
+    return JumpConfig(**merged)
 
-
-def target_m(config: JumpConfig, epochs: int) -> int:
-    """The forecast target ``m`` of ``config`` in a run of ``epochs`` epochs (far: the run's end unless ``m=`` is given).
-
-    The lab's one copy of this computation (the jump core has its own; see the report of issue 13).
-    """
-    if config.mode == "far":
-        return config.horizon or epochs
-    return config.n + config.periodic_horizon

@@ -4,8 +4,8 @@ from dataclasses import fields
 
 import pytest
 
-from gfm_accel.jump import JumpConfig
-from gfm_accel.lab.jumps import LAB_SCHEDULE, jump_config, parse_schedule, target_m
+from gfm_accel.jump import JumpConfig, target_m
+from gfm_accel.lab.jumps import LAB_SCHEDULE, jump_config, parse_schedule
 
 
 def test_every_lab_value_is_written_out():

@@ -61,7 +61,8 @@ import torch
 from ..._progress import progress
 from ..datasets import load_split
 from ..forecasters import FORECASTERS, forecaster_sha256, make_forecaster
-from ..jumps import jump_config, parse_schedule, target_m
+from ...jump import target_m
+from ..jumps import jump_config, parse_schedule
 from ..tasks.accel import ALL_TASKS, SOURCE_TASK, TASKS, TEST_TASKS, VALIDATION_TASKS, AccelTask, train_run
 from ..training import RunLog, epochs_to_reach
 from .common import BenchResult
