@@ -76,7 +76,7 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from gfm_accel.jump.core import GFMJump as CoreGFMJump  # noqa: E402
-from gfm_accel.jump.core import check_adapter_args  # noqa: E402
+from gfm_accel.jump.adapter import AdapterBase  # noqa: E402
 from gfm_accel.jump.guard import batches_eval_fn, fixed_batches  # noqa: E402
 from gfm_accel.jump.rng import keep_global_rng  # noqa: E402
 
@@ -119,7 +119,7 @@ def _model_loss(model: torch.nn.Module, batch: Any, index: int) -> torch.Tensor:
     return _loss_of(out)
 
 
-class GFMJump(TrainerCallback):
+class GFMJump(AdapterBase, TrainerCallback):
     """Hugging Face ``TrainerCallback`` that records weights and jumps, guarded.
 
     Args:
@@ -153,27 +153,13 @@ class GFMJump(TrainerCallback):
         log_prefix: str = "gfm/",
         **config: Any,
     ) -> None:
-        check_adapter_args(eval_fn, eval_batches)
-        self.core = CoreGFMJump(forecaster, **config)
-        self.eval_fn = eval_fn
+        AdapterBase.__init__(self, forecaster, eval_fn=eval_fn, eval_batches=eval_batches, log_prefix=log_prefix,
+                             **config)
         self.eval_dataset = eval_dataset
-        self.eval_batches = eval_batches
         self.resume_from = Path(resume_from) if resume_from is not None else None
-        self.log_prefix = log_prefix
         self._is_main = True
         self._trainer_ref: Any = None
         self._steps_per_epoch: int | None = None
-
-    # ------------------------------------------------------------------ views
-    @property
-    def history(self) -> list:
-        """The core's list of :class:`~gfm_accel.jump.JumpRecord`, one per jump attempt."""
-        return self.core.history
-
-    @property
-    def config(self):
-        """The core's :class:`~gfm_accel.jump.JumpConfig`."""
-        return self.core.config
 
     # ----------------------------------------------------------------- events
     def on_train_begin(

@@ -67,7 +67,7 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 
 from gfm_accel.jump.core import GFMJump as CoreGFMJump  # noqa: E402
-from gfm_accel.jump.core import check_adapter_args  # noqa: E402
+from gfm_accel.jump.adapter import AdapterBase  # noqa: E402
 from gfm_accel.jump.guard import batches_eval_fn, fixed_batches  # noqa: E402
 
 __all__ = ["GFMJump"]
@@ -75,7 +75,7 @@ __all__ = ["GFMJump"]
 logger = logging.getLogger(__name__)
 
 
-class GFMJump(Callback):
+class GFMJump(AdapterBase, Callback):
     """Lightning ``Callback`` that records weights and jumps, guarded.
 
     Args:
@@ -104,23 +104,9 @@ class GFMJump(Callback):
         log_prefix: str = "gfm/",
         **config: Any,
     ) -> None:
-        check_adapter_args(eval_fn, eval_batches)
-        self.core = CoreGFMJump(forecaster, **config)
-        self.eval_fn = eval_fn
-        self.eval_batches = eval_batches
-        self.log_prefix = log_prefix
+        AdapterBase.__init__(self, forecaster, eval_fn=eval_fn, eval_batches=eval_batches, log_prefix=log_prefix,
+                             **config)
         self._trainer: Any = None
-
-    # ------------------------------------------------------------------ views
-    @property
-    def history(self) -> list:
-        """The core's list of :class:`~gfm_accel.jump.config.JumpRecord`."""
-        return self.core.history
-
-    @property
-    def config(self):
-        """The core's :class:`~gfm_accel.jump.config.JumpConfig`."""
-        return self.core.config
 
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer, pl_module) -> None:

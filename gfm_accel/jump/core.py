@@ -67,7 +67,7 @@ from .outcome import Outcome
 from .rng import keep_global_rng
 from .schedule import JumpSchedule, check_total_and_start, far_target
 
-__all__ = ["GFMJump", "STATE_FORMAT", "check_adapter_args"]
+__all__ = ["GFMJump", "STATE_FORMAT"]
 
 logger = logging.getLogger(__name__)
 
@@ -430,30 +430,23 @@ class GFMJump:
         Returns:
             The :class:`JumpRecord` of a jump attempt made now, else None.
         """
-        self._require_attached()
-        if not self.active:
-            return None
-        if not self.schedule.epoch_ended(epoch):
-            return None
-        return self._observe(self.schedule.epochs, loss)
+        return self._event(self.schedule.epoch_ended, epoch, loss)
 
     def on_step_end(self, step: int | None = None, loss: float | None = None) -> JumpRecord | None:
         """Call after each optimizer step: records every ``every_n_steps`` (``unit="step"``) and jumps when due.
 
-        Args:
-            step: optimizer steps completed so far (defaults to an internal counter); a
-                step already seen is ignored.
-            loss: optional training loss stored beside the snapshot.
-
-        Returns:
-            The :class:`JumpRecord` of a jump attempt made now, else None.
+        ``step`` counts optimizer steps completed so far (defaults to an internal counter; a
+        step already seen is ignored); ``loss`` and the return value are as in :meth:`on_epoch_end`.
         """
+        return self._event(self.schedule.step_ended, step, loss)
+
+    def _event(self, ended: Callable[[int | None], bool], index: int | None, loss: float | None) -> JumpRecord | None:
+        """One epoch or step end: ``ended(index)`` advances the schedule's counters and says
+        whether a snapshot is due (only ever for the config's unit); then observe at that counter."""
         self._require_attached()
-        if not self.active:
+        if not self.active or not ended(index):
             return None
-        if not self.schedule.step_ended(step):
-            return None
-        return self._observe(self.schedule.steps, loss)
+        return self._observe(self.schedule.counter, loss)
 
     def _observe(self, step: int, loss: float | None) -> JumpRecord | None:
         before = self._binding
@@ -749,15 +742,3 @@ def _describe_change(old: tuple, new: tuple) -> str:
     if old_o != new_o:
         return "the optimizer's parameters changed (optimizer recreated or param group added)"
     return "the parameter order changed"
-
-
-def check_adapter_args(eval_fn: Any, eval_batches: Any) -> None:
-    """Validate the guard arguments every framework adapter takes.
-
-    Raises:
-        ValueError: ``eval_batches`` is not a positive int, or ``eval_fn`` is not callable.
-    """
-    if isinstance(eval_batches, bool) or not isinstance(eval_batches, int) or eval_batches < 1:
-        raise ValueError(f"eval_batches must be a positive int, got {eval_batches!r}")
-    if eval_fn is not None and not callable(eval_fn):
-        raise ValueError(f"eval_fn must be callable as eval_fn(model) -> float, got {type(eval_fn).__name__}")

@@ -15,16 +15,8 @@ Example:
 
 from __future__ import annotations
 
-from .base import (
-    DEFAULT_MAX_PARAMS,
-    Baseline,
-    BaselineTooLargeError,
-    NotFittedError,
-    Standardizer,
-    TrainResult,
-    coordinate_scale,
-    train_module,
-)
+from . import base as _base
+from .base import *  # noqa: F401,F403  (base.__all__: the interface and its helpers)
 from .neural import DLinear, Introspection, LFD2, LSTMBaseline, TorchBaseline, TransformerBaseline, introspection_indices
 from .reference import LastValue, Ridge, RidgeCoord, TrainMean, coordinate_window, ridge_dual, ridge_solve
 from .coord import CoordinateNetBaseline, IntrospectionCoord, LFD2Coord, WNN, introspection_features, wnn_features
@@ -35,16 +27,9 @@ __all__ = [
     "REFERENCE_BASELINES",
     "COORDINATE_VARIANTS",
     "make_baseline",
-    "DEFAULT_MAX_PARAMS",
-    "Baseline",
-    "BaselineTooLargeError",
-    "NotFittedError",
-    "Standardizer",
-    "TrainResult",
+    *_base.__all__,
     "TorchBaseline",
-    "coordinate_scale",
     "coordinate_window",
-    "train_module",
     "ridge_solve",
     "ridge_dual",
     "introspection_indices",
