@@ -1,7 +1,7 @@
 """GFMJump as a Lightning callback: ``Trainer(callbacks=[GFMJump()]).fit(...)`` (offline).
 
     python examples/lightning_fit.py                        # small CNN on sklearn digits, 10 epochs of 38 steps
-    python examples/lightning_fit.py --epochs 8 --limit 300 --forecaster linear   # smoke test: 80 steps
+    python examples/lightning_fit.py --epochs 10 --limit 300 --forecaster linear   # smoke test: 100 steps, 2 jumps
 
 ``GFMJump()`` with the defaults, the recommended configuration (a snapshot every 5 optimizer
 steps, a jump every 25 forecasting 50 ahead; a run needs at least 75 optimizer steps for one

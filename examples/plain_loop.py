@@ -1,7 +1,7 @@
 """GFMJump in a hand-written PyTorch loop (no framework), with the recommended configuration.
 
     python examples/plain_loop.py                  # small CNN on sklearn digits, 10 epochs of 38 steps
-    python examples/plain_loop.py --epochs 8 --limit 300 --forecaster linear   # smoke test: 80 steps
+    python examples/plain_loop.py --epochs 10 --limit 300 --forecaster linear   # smoke test: 100 steps, 2 jumps
 
 What it shows: ``GFMJump(forecaster)`` with the defaults (a snapshot every 5 optimizer
 steps, a jump every 25 steps forecasting 50 steps ahead, guard tolerance 0.3; see
