@@ -21,14 +21,25 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from gfm_accel import GFMJump  # noqa: E402
 from gfm_accel.lab.datasets import add_data_arguments, load_split  # noqa: E402
-from gfm_accel.lab.demo import make_cnn  # noqa: E402
 from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
 from gfm_accel.lab.training import evaluate_classifier  # noqa: E402
+
+
+def make_cnn(channels: int, side: int, width: int) -> nn.Module:
+    """3x3 conv blocks, then a linear head: two blocks (one pooling) for 8x8 digits, four (three pooling) for 32x32."""
+    layers = [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
+              nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    if side < 32:
+        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(2 * width * (side // 2) ** 2, 10))
+    layers += [nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+               nn.Conv2d(4 * width, 4 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(4 * width * (side // 8) ** 2, 10))
 
 
 def train(model, optimizer, loader: DataLoader, epochs: int, data, jump=None) -> tuple[float, float, float]:

@@ -19,19 +19,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from gfm_accel.integrations.lightning import GFMJump  # noqa: E402
 from gfm_accel.lab.datasets import add_data_arguments, load_split  # noqa: E402
-from gfm_accel.lab.demo import make_cnn  # noqa: E402
 from gfm_accel.lab.forecasters import add_forecaster_argument, make_forecaster  # noqa: E402
 
 
 class Classifier(L.LightningModule):
     def __init__(self, lr: float = 1e-3):
         super().__init__()
-        self.net = make_cnn(channels=1, side=8)
+        self.net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+                                 nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 4 * 4, 10))
         self.lr = lr
 
     def forward(self, x):
