@@ -64,8 +64,9 @@ def main() -> None:
     blocks = raw[: len(raw) // BLOCK * BLOCK].view(-1, BLOCK)
     cut = int(0.9 * len(blocks))
     train_ds = Blocks(blocks[:cut][: args.limit])
-    # The guard evaluates the separate guard split, never the val split reported at the end
-    # (the guard chooses among candidates by it, so it is tuned on).
+    # The guard split goes to the Trainer as eval_dataset, which the callback's guard reads;
+    # the val split is only reported at the end (the guard chooses among candidates by its
+    # data, so it is tuned on).
     guard_ds, val_ds = Blocks(blocks[cut:][:64]), Blocks(blocks[cut:][64:192])
     print(f"text: {len(raw)} bytes of stdlib source; {len(train_ds)} train / {len(guard_ds)} guard / "
           f"{len(val_ds)} val blocks of {BLOCK}")
@@ -84,7 +85,7 @@ def main() -> None:
         )
         trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=guard_ds)
         forecaster = None if args.forecaster == "shipped" else make_forecaster(args.forecaster)
-        jump = GFMJump(forecaster)  # the recommended configuration; guard: 4 batches of eval_dataset
+        jump = GFMJump(forecaster)  # the defaults; guard: up to 4 eval batches (here all 64 guard blocks)
         trainer.add_callback(jump)
         t0 = time.perf_counter()
         trainer.train()  # the callback logs its summary line at the end (INFO)
