@@ -1,13 +1,17 @@
 """CI smoke tests of examples/ and of ``gfm-accel demo``: each runs in its smallest setting, offline.
 
-Each example runs in a subprocess (OMP_NUM_THREADS=1, HF_HUB_OFFLINE=1) and must finish and
-print its result lines: ``jumps: A accepted / T tried`` with at least one jump tried, and
-``final: ...`` with sane metrics. They use ``--forecaster linear`` (no trained model needed,
-and the short runs are deterministic); ``test_plain_loop_shipped`` uses the shipped
-forecaster when it is in the package.
+Each example runs in a subprocess (OMP_NUM_THREADS=1, HF_HUB_OFFLINE=1) with the recommended
+configuration (``GFMJump()`` defaults: a snapshot every 5 optimizer steps, a jump every 25
+steps whose target, 50 steps later, must lie inside the run) and must finish and print its
+result lines: one line per jump attempt, ``jumps: A accepted / T tried`` with T the number
+of attempts the schedule makes in a run of that many optimizer steps, and ``final: ...``
+with sane metrics. They use ``--forecaster linear`` (no trained model needed, and the short
+runs are deterministic); ``test_plain_loop_shipped`` uses the shipped forecaster when it is
+in the package.
 """
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -17,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from gfm_accel.cli import main
+from gfm_accel.jump.config import JumpConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -44,29 +49,59 @@ def _final(out: str) -> dict[str, float]:
     return {k: float(v.rstrip("%s")) for k, v in (kv.split("=") for kv in m.group(1).split())}
 
 
-SMALL = ("--epochs", "6", "--limit", "300", "--forecaster", "linear")
+def attempt_steps(total: int) -> list[int]:
+    """Optimizer steps at which the default schedule attempts a jump in a run of ``total`` steps.
+
+    A snapshot every ``k`` steps, a jump every ``P`` snapshots, none whose target ``K``
+    snapshots later lies past the planned end (docs/jump.md, "Minimum run length").
+    """
+    cfg = JumpConfig()
+    k, every, ahead = cfg.every_n_steps, cfg.periodic_every * cfg.every_n_steps, cfg.periodic_horizon * cfg.every_n_steps
+    assert (k, every, ahead) == (5, 25, 50)  # the recommended configuration the examples rely on
+    return [s for s in range(every, total, every) if s + ahead <= total]
+
+
+def test_attempt_steps_follows_the_minimum_run_length():
+    assert attempt_steps(74) == [] and attempt_steps(75) == [25] and attempt_steps(99) == [25]
+    assert attempt_steps(100) == [25, 50] and len(attempt_steps(380)) == 13
+
+
+def _check_attempts(out: str, steps: int) -> tuple[int, int]:
+    """The printed attempt lines, the jumps line and the final step count agree with the schedule."""
+    expected = attempt_steps(steps)
+    lines = [int(s) for s in re.findall(r"step (\d+): jump to m=14: (?:accepted|rejected|skipped)", out)]
+    assert lines == expected, out
+    accepted, tried = _jumps(out)
+    assert tried == len(expected) and 0 <= accepted <= tried
+    assert accepted == len(re.findall(r": jump to m=14: accepted", out))
+    assert _final(out)["steps"] == steps
+    return accepted, tried
+
+
+# 300 training images in batches of 32: 10 steps an epoch, 10 epochs = 100 steps, so exactly
+# two attempts (steps 25 and 50; the one at 75 would target step 125, past the end).
+SMALL = ("--epochs", "10", "--limit", "300", "--forecaster", "linear")
 
 
 @pytest.mark.parametrize("script", ["plain_loop.py", "lightning_fit.py"])
 def test_digits_examples(script):
     out = _run(script, *SMALL)
-    accepted, tried = _jumps(out)
-    assert tried == 1 and 0 <= accepted <= 1  # one jump due after epoch 5 (P = 5)
+    assert _check_attempts(out, steps=100)[1] == 2
     final = _final(out)
-    assert 0 < final["val_loss"] < 2.0 and final["val_acc"] > 50.0
+    assert 0 < final["val_loss"] < 1.0 and final["val_acc"] > 80.0  # chance: ln 10 = 2.30, 10%
 
 
+# 300 images in batches of 16: 19 steps an epoch, 5 epochs = 95 steps: one attempt (step 25;
+# the next, at 50, would target step 100 > 95).
 @pytest.mark.parametrize("script", ["cifar10_cnn.py", "cifar10_transformer.py"])
 def test_cifar_examples_offline(script):
-    out = _run(script, "--dataset", "digits", *SMALL)
+    out = _run(script, "--dataset", "digits", "--epochs", "5", "--limit", "300", "--batch-size", "16",
+               "--forecaster", "linear")
     assert "digits: 300 train / 200 guard / 400 val images" in out
-    assert _jumps(out)[1] == 1
+    assert _check_attempts(out, steps=95)[1] == 1
     final = _final(out)
-    assert math_ok(final["val_loss"]) and final["val_loss"] < 2.31 and 0 <= final["val_acc"] <= 100
-
-
-def math_ok(x: float) -> bool:
-    return x == x and x < float("inf")
+    assert math.isfinite(final["val_loss"]) and 0 < final["val_loss"] < math.log(10)  # below chance
+    assert 10.0 < final["val_acc"] <= 100.0
 
 
 def test_cifar_example_missing_data_is_a_clear_error(tmp_path):
@@ -77,15 +112,19 @@ def test_cifar_example_missing_data_is_a_clear_error(tmp_path):
 
 
 def test_hf_trainer():
-    out = _run("hf_trainer.py", "--epochs", "6", "--limit", "64", "--forecaster", "linear")
-    assert _jumps(out)[1] == 1
-    assert 0 < _final(out)["eval_loss"] < 5.55  # below the uniform byte model's ln 256
+    """400 blocks in batches of 16: 25 steps an epoch, 3 epochs = 75 steps, the shortest run with a jump."""
+    out = _run("hf_trainer.py", "--epochs", "3", "--limit", "400", "--forecaster", "linear")
+    assert "400 train / 64 guard / 128 val blocks of 64" in out
+    assert _check_attempts(out, steps=75)[1] == 1
+    assert "'gfm/step': '25'" in out  # the attempt went through Trainer.log (the printer callback)
+    assert 0 < _final(out)["eval_loss"] < 3.5  # the uniform byte model: ln 256 = 5.55
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped forecaster file is not built yet")
 def test_plain_loop_shipped():
-    out = _run("plain_loop.py", "--epochs", "6", "--limit", "300")
-    assert _jumps(out)[1] == 1 and _final(out)["val_acc"] > 50.0
+    out = _run("plain_loop.py", "--epochs", "10", "--limit", "300")
+    assert _check_attempts(out, steps=100)[1] == 2
+    assert _final(out)["val_acc"] > 80.0
 
 
 def test_demo_tiny(tmp_path, capsys):
