@@ -1,7 +1,8 @@
 """The jump machinery as a method: the base optimizer and schedule plus a :class:`~gfm_accel.jump.GFMJump`.
 
 Only GFMJump's public API is used: ``attach(model, optimizer, eval_fn=guard_fn,
-total=total_steps, bn_loader=bn_batches)``, ``on_step_end(step, loss)``, ``history``,
+total=total_steps, bn_loader=bn_batches, lr_scheduler=scheduler)`` (the scheduler only matters
+with ``JumpConfig(lr_horizon=True)``), ``on_step_end(step, loss)``, ``history``,
 ``state_dict``/``load_state_dict``. The guard sees ``guard_fn`` (the workload's guard split),
 never the validation split the targets are measured on. The live model is evaluated.
 
@@ -63,7 +64,8 @@ class Jump(Method):
 
     def _setup(self) -> None:
         self.jump.attach(
-            self.model, self.optimizer, eval_fn=self.guard_fn, total=self.total_steps, bn_loader=self.bn_batches
+            self.model, self.optimizer, eval_fn=self.guard_fn, total=self.total_steps, bn_loader=self.bn_batches,
+            lr_scheduler=self.scheduler,
         )
 
     def _after_step(self, loss: float | None) -> None:

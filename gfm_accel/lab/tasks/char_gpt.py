@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
-import sysconfig
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -43,29 +41,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._config import JsonConfig
+from ..datasets import stdlib_corpus as stdlib_text
 from .workload import Batch, WorkloadConfig
 
 __all__ = ["CharGPT", "GPT", "TextSplits", "stdlib_text", "split_text"]
 
 CHUNK = 16 * 1024
 VOCAB = 256
-
-
-@functools.lru_cache(maxsize=1)
-def stdlib_text() -> bytes:
-    """The corpus: the standard library's top-level ``.py`` files, sorted by name, joined by newlines.
-
-    Returns:
-        The bytes (cached for the process).
-
-    Raises:
-        ValueError: the standard library folder holds no ``.py`` files (an unusual install).
-    """
-    root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in root.glob("*.py") if p.is_file())
-    if not files:
-        raise ValueError(f"no .py files under the standard library folder {root}")
-    return b"\n".join(p.read_bytes() for p in files)
 
 
 @dataclass(frozen=True)
