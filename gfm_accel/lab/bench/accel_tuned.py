@@ -206,8 +206,9 @@ def build_plan(tasks: Sequence[str] | None = None, *, quick: bool = False, steps
                wnn_epochs: int | None = None, source_seeds: int | None = None) -> TunedPlan:
     """The plan of a full or ``--quick`` run.
 
-    ``--quick``: :data:`QUICK_TASKS`, a 3-point grid, grid seeds ``(0, 1)`` and report seeds
-    ``(100, 101)``, the competitors at their recommended settings only (no method grids).
+    ``--quick``: :data:`QUICK_TASKS` at half their budgets, a 3-point grid (at most 2
+    widenings), grid seeds ``(0, 1)`` and report seeds ``(100, 101)``, the competitors at their
+    recommended settings only (no method grids).
 
     Args:
         tasks: task names (default: the nine held-out tasks and :data:`LARGE_TASKS`; quick:
@@ -229,8 +230,10 @@ def build_plan(tasks: Sequence[str] | None = None, *, quick: bool = False, steps
     plan = TunedPlan(workloads, coarse=tuple(n for n in names if n in LARGE_TASKS), workers=workers,
                      wnn_epochs=wnn_epochs, limit=limit)
     if quick:
+        if steps is None:  # half the budget: the quick run must fit in minutes on two busy cores
+            plan.workloads = [replace(w, total_steps=max(1, w.total_steps // 2)) for w in workloads]
         plan = replace(plan, grid_points=3, coarse_points=3, grid_seeds=(0, 1), report_seeds=(100, 101),
-                       coarse_seeds=((0, 1), (100, 101)), tune_methods=False, max_widen=3, source_seeds=1)
+                       coarse_seeds=((0, 1), (100, 101)), tune_methods=False, max_widen=2, source_seeds=1)
     if seeds:
         report = tuple(int(s) for s in seeds)
         if set(report) & set(plan.grid_seeds):
