@@ -2,8 +2,9 @@
 
 Per-run seconds come from two measurements on this machine:
 
-- the ``--quick`` run's ``results.json`` (full budgets on its three tasks): the median run
-  time of every (task, method), hence each method's cost relative to plain on that task;
+- the ``--quick`` run's ``results.json`` (half budgets on its three tasks, scaled to the full
+  budget): the median run time of every (task, method), hence each method's cost relative
+  to plain on that task;
 - one plain run of every other task, timed here at a quarter of its budget (scaled by 4).
 
 A method's run on a task not in the quick run costs the task's plain run times the method's
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/accel_tuned_estimate"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    quick = json.loads(args.quick_results.read_text())["results"]["timing"]
+    record = json.loads(args.quick_results.read_text())
+    quick = record["results"]["timing"]
+    quick_steps = {w["name"]: w["total_steps"] for w in record["config"]["plan"]["workloads"]}
     ratios = {m: statistics.median(t[m]["median_seconds"] / t["plain"]["median_seconds"] for t in quick.values())
               for m in next(iter(quick.values())) if m != "plain"}
     plan = build_plan()
@@ -58,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     for w in plan.workloads:
         grid_seeds, report = plan.seeds(w.name)
         if w.name in quick:
-            plain, source = quick[w.name]["plain"]["median_seconds"], "quick run"
-            cost = {m: quick[w.name][m]["median_seconds"] for m in quick[w.name]}
+            scale = w.total_steps / quick_steps[w.name]  # the quick run has half budgets
+            plain, source = quick[w.name]["plain"]["median_seconds"] * scale, f"quick run x {scale:g}"
+            cost = {m: quick[w.name][m]["median_seconds"] * scale for m in quick[w.name]}
         else:
             plain, source = _plain_seconds(w), "timed here at 1/4 budget"
             cost = {"plain": plain, **{m: plain * r for m, r in ratios.items()}}

@@ -1,6 +1,7 @@
 """A byte-level GPT (decoder-only Transformer, plain torch) on the Python standard library's source.
 
-Corpus: the ``.py`` files directly under ``sysconfig.get_paths()["stdlib"]``, read as bytes
+Corpus (:func:`gfm_accel.lab.datasets.stdlib_corpus`, re-exported here as ``stdlib_text``):
+the ``.py`` files directly under ``sysconfig.get_paths()["stdlib"]``, read as bytes
 in sorted file-name order and joined with a newline (about 4.7 MB for CPython 3.11; it ships
 with every Python, so nothing is downloaded). Tokens are the 256 byte values, so the
 vocabulary does not depend on the text.
