@@ -15,7 +15,8 @@ Example:
     >>> class LineJump(Jump):
     ...     NAME = "line_demo"
     ...     def __init__(self):
-    ...         super().__init__(LinearExtrapolationForecaster(), JumpConfig(unit="step", every_n_steps=1, n=2))
+    ...         super().__init__(LinearExtrapolationForecaster(),
+    ...                          JumpConfig(unit="step", every_n_steps=1, n=2, horizon=2, every=2, jump_past_end=True))
     >>> model = torch.nn.Linear(2, 1)
     >>> m = LineJump().attach(model, lambda p: torch.optim.SGD(p, lr=0.1), total_steps=6,
     ...                       guard_fn=lambda mod: float(mod(torch.ones(4, 2)).pow(2).mean()))
