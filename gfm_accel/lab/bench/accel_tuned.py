@@ -450,7 +450,10 @@ def run_tuned(args: argparse.Namespace) -> BenchResult:
         are written into ``args.out`` (results.json and table.md by the harness).
     """
     torch.set_num_threads(1)
-    tasks = [t.strip() for t in (args.tasks or "").split(",") if t.strip()] or None
+    from .accel import TASK_SETS
+
+    tasks = [n for t in (args.tasks or "").split(",") if t.strip()
+             for n in (TASK_SETS[t.strip()] if t.strip() in TASK_SETS else [t.strip()])] or None
     seeds = [s.strip() for s in (args.seeds or "").split(",") if s.strip()] or None
     plan = build_plan(tasks, quick=args.quick, steps=args.steps, limit=args.limit, workers=args.workers,
                       seeds=seeds, wnn_epochs=args.wnn_epochs, source_seeds=args.source_seeds if args.source_seeds != 2 else None)
