@@ -3,7 +3,8 @@ target sooner than plain SGD at its tuned lr with warmup + cosine? (Issue 14; GP
 
 Real data only: ``--data-dir`` is torchvision's CIFAR-10 folder (holding
 ``cifar-10-batches-py``), read with ``download=False``. The 10,000 test images are the
-validation split the target is measured on; 5,000 fixed training images are the jump guard's.
+validation split the target is measured on; 2,000 fixed training images are the jump guard's
+(``gfm_accel.lab.datasets.load_split``, through ``ResNetTask``).
 Model: torchvision's ``resnet18(num_classes=10)`` with the usual CIFAR stem (3x3 stride-1
 first convolution, no max-pool): 11.2M parameters. Recipe: SGD (Nesterov momentum 0.9, weight
 decay 5e-4), batch 256, lr grid centred on 0.1, 3900 steps (20 epochs), warmup 5% + cosine.

@@ -30,6 +30,8 @@ MODULES = [
     "gfm_accel.lab.tasks.resnet",
     "gfm_accel.lab.bench.stats",
     "gfm_accel.lab.bench.curves",
+    "gfm_accel.lab.tasks.heldout",
+    "gfm_accel.lab.bench.accel_tuned",
 ]
 
 

@@ -77,6 +77,7 @@ __all__ = [
     "source_trajectories",
     "load_source",
     "add_arguments",
+    "output_name",
     "run",
 ]
 
@@ -252,6 +253,14 @@ def load_source(paths: Sequence[str | Path]) -> tuple[torch.Tensor, Any, str]:
 
 # --------------------------------------------------------------------------- the benchmark
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", choices=("fixed", "tuned"), default="fixed",
+                        help="'fixed' (the default): plain vs jump at each task's default lr, in epochs; 'tuned' "
+                             "(issue 14): time to a tuned baseline's target, every competitor "
+                             "(docs/acceleration_tuned.md)")
+    parser.add_argument("--workers", type=int, default=2, help="tuned: single-threaded worker processes (default 2)")
+    parser.add_argument("--steps", type=int, default=None, help="tuned: override every task's budget in optimizer steps")
+    parser.add_argument("--no-method-grid", action="store_true",
+                        help="tuned: competitors at their recommended settings only (no tuned rows)")
     parser.add_argument("--tasks", default=None,
                         help=f"comma list of task names ({sorted(ALL_TASKS)}) or task sets: 'heldout' (the main "
                              f"held-out tasks {sorted(TASKS)}, the default; quick: mlp_mnist1d), 'validation' "
@@ -350,8 +359,18 @@ def _plan(args: argparse.Namespace) -> _Plan:
     return _Plan(tasks, seeds, methods, schedules)
 
 
+def output_name(args: argparse.Namespace) -> str:
+    """The results folder's name: ``accel`` (fixed protocol) or ``accel_tuned``."""
+    return "accel_tuned" if getattr(args, "protocol", "fixed") == "tuned" else "accel"
+
+
 def run(args: argparse.Namespace) -> BenchResult:
     from ...jump import GFMJump
+
+    if getattr(args, "protocol", "fixed") == "tuned":
+        from .accel_tuned import run_tuned
+
+        return run_tuned(args)
 
     torch.set_num_threads(1)
     plan = _plan(args)

@@ -47,13 +47,15 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1") or 1))
     module = importlib.import_module(BENCHMARKS[args.name][0])
-    out = args.out or Path("benchmarks/results") / (args.name + ("_quick" if args.quick else ""))
+    # a benchmark with several protocols names its own folder (``accel --protocol tuned``: accel_tuned)
+    name = getattr(module, "output_name", lambda a: a.name)(args)
+    out = args.out or Path("benchmarks/results") / (name + ("_quick" if args.quick else ""))
     args.out = out
     commit = git_commit()  # the code that runs, even if HEAD moves during a long run
     t0 = time.perf_counter()
     result = module.run(args)
     wall = time.perf_counter() - t0
-    path = write_result(args.name, result, out, quick=args.quick, wall_time_s=wall, commit=commit)
+    path = write_result(name, result, out, quick=args.quick, wall_time_s=wall, commit=commit)
     print(result.table_md)
     print(f"\nwall time {wall:.1f} s; wrote {path} and {path.parent / 'table.md'}")
     return 0

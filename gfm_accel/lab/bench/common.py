@@ -30,7 +30,10 @@ from typing import Any
 
 from ...info import machine_line
 
-__all__ = ["BenchResult", "write_result", "write_script_result", "git_commit", "SCHEMA_VERSION", "RESULT_KEYS"]
+__all__ = [
+    "BenchResult", "write_result", "write_script_result", "git_commit", "atomic_write_text", "SCHEMA_VERSION",
+    "RESULT_KEYS",
+]
 
 SCHEMA_VERSION = 1
 RESULT_KEYS = (
@@ -56,6 +59,14 @@ class BenchResult:
     config: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename (never half-written)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def git_commit() -> str | None:
@@ -92,15 +103,13 @@ def write_result(name: str, result: BenchResult, out_dir: Path, *, quick: bool, 
         "figures": [Path(f).name for f in result.figures],
     }
     path = out_dir / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False, default=float) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False, default=float) + "\n")
     header = (
         f"# {name}{' (quick)' if quick else ''}\n\n"
         f"- command: `{record['command']}`\n- git commit: `{record['git_commit']}`\n"
         f"- machine: {record['machine']}\n- seeds: {record['seeds']}\n- wall time: {record['wall_time_s']:.1f} s\n\n"
     )
-    (out_dir / "table.md").write_text(header + result.table_md.rstrip() + "\n")
+    atomic_write_text(out_dir / "table.md", header + result.table_md.rstrip() + "\n")
     return path
 
 

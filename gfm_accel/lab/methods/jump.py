@@ -1,7 +1,8 @@
 """The jump machinery as a method: the base optimizer and schedule plus a :class:`~gfm_accel.jump.GFMJump`.
 
 Only GFMJump's public API is used: ``attach(model, optimizer, eval_fn=guard_fn,
-total=total_steps, bn_loader=bn_batches)``, ``on_step_end(step, loss)``, ``history``,
+total=total_steps, bn_loader=bn_batches, lr_scheduler=scheduler)`` (the scheduler only matters
+with ``JumpConfig(lr_horizon=True)``), ``on_step_end(step, loss)``, ``history``,
 ``state_dict``/``load_state_dict``. The guard sees ``guard_fn`` (the workload's guard split),
 never the validation split the targets are measured on. The live model is evaluated.
 
@@ -14,7 +15,8 @@ Example:
     >>> class LineJump(Jump):
     ...     NAME = "line_demo"
     ...     def __init__(self):
-    ...         super().__init__(LinearExtrapolationForecaster(), JumpConfig(unit="step", every_n_steps=1, n=2, horizon=2, every=2))
+    ...         super().__init__(LinearExtrapolationForecaster(),
+    ...                          JumpConfig(unit="step", every_n_steps=1, n=2, horizon=2, every=2, jump_past_end=True))
     >>> model = torch.nn.Linear(2, 1)
     >>> m = LineJump().attach(model, lambda p: torch.optim.SGD(p, lr=0.1), total_steps=6,
     ...                       guard_fn=lambda mod: float(mod(torch.ones(4, 2)).pow(2).mean()))
@@ -63,7 +65,8 @@ class Jump(Method):
 
     def _setup(self) -> None:
         self.jump.attach(
-            self.model, self.optimizer, eval_fn=self.guard_fn, total=self.total_steps, bn_loader=self.bn_batches
+            self.model, self.optimizer, eval_fn=self.guard_fn, total=self.total_steps, bn_loader=self.bn_batches,
+            lr_scheduler=self.scheduler,
         )
 
     def _after_step(self, loss: float | None) -> None:

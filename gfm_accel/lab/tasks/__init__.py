@@ -2,6 +2,7 @@
 
 * :mod:`gfm_accel.lab.tasks.accel`: the held-out tasks of ``gfm-accel bench accel``;
 * :mod:`gfm_accel.lab.tasks.workload`: what every tuned-protocol workload hands the runner;
+* :mod:`gfm_accel.lab.tasks.heldout`: the held-out accel tasks as tuned-protocol workloads;
 * :mod:`gfm_accel.lab.tasks.char_gpt`, :mod:`gfm_accel.lab.tasks.resnet`: the two larger tasks.
 
 Import them by module (``from gfm_accel.lab.tasks.char_gpt import CharGPT``).

@@ -1,6 +1,7 @@
 """A byte-level GPT (decoder-only Transformer, plain torch) on the Python standard library's source.
 
-Corpus: the ``.py`` files directly under ``sysconfig.get_paths()["stdlib"]``, read as bytes
+Corpus (:func:`gfm_accel.lab.datasets.stdlib_corpus`, re-exported here as ``stdlib_text``):
+the ``.py`` files directly under ``sysconfig.get_paths()["stdlib"]``, read as bytes
 in sorted file-name order and joined with a newline (about 4.7 MB for CPython 3.11; it ships
 with every Python, so nothing is downloaded). Tokens are the 256 byte values, so the
 vocabulary does not depend on the text.
@@ -33,9 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
-import sysconfig
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -43,29 +42,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._config import JsonConfig
+from ..datasets import stdlib_corpus as stdlib_text
 from .workload import Batch, WorkloadConfig
 
 __all__ = ["CharGPT", "GPT", "TextSplits", "stdlib_text", "split_text"]
 
 CHUNK = 16 * 1024
 VOCAB = 256
-
-
-@functools.lru_cache(maxsize=1)
-def stdlib_text() -> bytes:
-    """The corpus: the standard library's top-level ``.py`` files, sorted by name, joined by newlines.
-
-    Returns:
-        The bytes (cached for the process).
-
-    Raises:
-        ValueError: the standard library folder holds no ``.py`` files (an unusual install).
-    """
-    root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in root.glob("*.py") if p.is_file())
-    if not files:
-        raise ValueError(f"no .py files under the standard library folder {root}")
-    return b"\n".join(p.read_bytes() for p in files)
 
 
 @dataclass(frozen=True)

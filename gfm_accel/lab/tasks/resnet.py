@@ -8,9 +8,12 @@ Data:
   set's mean and standard deviation.
 - ``"cifar10"``: ``torchvision.datasets.CIFAR10(data_dir, download=False)``, the real files
   (nothing is downloaded here). The 10,000 test images are the validation split; a fixed
-  permutation of the 50,000 training images holds out 5,000 as the guard split. Per-channel
+  permutation of the 50,000 training images holds out 2,000 as the guard split. Per-channel
   standardization with the CIFAR-10 training statistics; training batches get a random
   horizontal flip and a 4-pixel-padded random crop from the run's generator.
+
+Both come from :func:`gfm_accel.lab.datasets.load_split` (the lab's one loader; the same
+cuts as the accel tasks), viewed as images.
 
 Model: a stem 3x3 convolution (``width`` channels) and three stages of basic residual
 blocks (two 3x3 convolutions with BatchNorm, identity or 1x1-projection shortcut) with
@@ -32,7 +35,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -41,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._config import JsonConfig
+from ..datasets import load_split
 from .workload import Batch, WorkloadConfig
 
 __all__ = ["ResNetTask", "ResNet", "ImageSplits", "load_images"]
@@ -61,16 +64,9 @@ class ImageSplits:
     classes: int = 10
 
 
-def _standardize(x_train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
-    """Standardize with the training set's per-channel mean and std (over N, H, W)."""
-    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
-    std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    return [(t - mean) / std for t in (x_train, *others)]
-
-
 @functools.lru_cache(maxsize=2)
 def load_images(dataset: str = "digits", data_dir: str | None = None) -> ImageSplits:
-    """Load and split ``dataset`` (see the module docstring for the splits).
+    """The :func:`gfm_accel.lab.datasets.load_split` cut of ``dataset``, as ``(N, C, H, W)`` images.
 
     Args:
         dataset: ``"digits"`` or ``"cifar10"``.
@@ -82,36 +78,12 @@ def load_images(dataset: str = "digits", data_dir: str | None = None) -> ImageSp
     Raises:
         ValueError: an unknown dataset, CIFAR-10 without ``data_dir``, or a missing package.
     """
-    g = torch.Generator().manual_seed(0)
-    if dataset == "digits":
-        if importlib.util.find_spec("sklearn") is None:
-            raise ValueError("the digits data needs scikit-learn: pip install 'gfm_accel[data]'")
-        from sklearn.datasets import load_digits
-
-        d = load_digits()
-        x = torch.as_tensor(d.data, dtype=torch.float32).view(-1, 1, 8, 8)
-        y = torch.as_tensor(d.target, dtype=torch.long)
-        perm = torch.randperm(len(x), generator=g)
-        val, guard, train = perm[:400], perm[400:600], perm[600:]
-        x_train, x_val, x_guard = _standardize(x[train], x[val], x[guard])
-        return ImageSplits(x_train, y[train], x_val, y[val], x_guard, y[guard])
-    if dataset == "cifar10":
-        if data_dir is None:
-            raise ValueError("cifar10 needs data_dir= (the folder holding cifar-10-batches-py; nothing is downloaded)")
-        from torchvision.datasets import CIFAR10
-
-        def tensors(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-            ds = CIFAR10(str(data_dir), train=train, download=False)
-            x = torch.as_tensor(ds.data).permute(0, 3, 1, 2).float().div_(255.0)  # (N, 3, 32, 32)
-            return x, torch.as_tensor(ds.targets, dtype=torch.long)
-
-        x, y = tensors(True)
-        x_val, y_val = tensors(False)
-        perm = torch.randperm(len(x), generator=g)
-        guard, train = perm[:5000], perm[5000:]
-        x_train, x_val, x_guard = _standardize(x[train], x_val, x[guard])
-        return ImageSplits(x_train, y[train], x_val, y_val, x_guard, y[guard])
-    raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    if dataset == "cifar10" and data_dir is None:
+        raise ValueError("cifar10 needs data_dir= (the folder holding cifar-10-batches-py; nothing is downloaded)")
+    s = load_split(dataset, data_dir=None if data_dir is None else str(data_dir)).as_images()
+    return ImageSplits(s.x_train, s.y_train, s.x_val, s.y_val, s.x_guard, s.y_guard, s.classes)
 
 
 class _BasicBlock(nn.Module):

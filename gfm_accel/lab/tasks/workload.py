@@ -123,6 +123,10 @@ class WorkloadConfig:
         """Endless training batches drawn from a ``torch.Generator`` seeded with ``seed``."""
         raise NotImplementedError
 
+    def init_model(self, seed: int) -> nn.Module:
+        """The model of run ``seed``: :meth:`make_model` under :func:`seeded_init` (override to seed otherwise)."""
+        return seeded_init(seed, self.make_model)
+
     def bn_inputs(self) -> list[torch.Tensor]:
         """Fixed training inputs for BatchNorm recomputation (none by default)."""
         return []
@@ -131,14 +135,15 @@ class WorkloadConfig:
         """One seeded run: model, endless training batches, val evaluation, guard loss.
 
         Args:
-            seed: initializes the model (under ``fork_rng``) and seeds the batch generator.
+            seed: initializes the model (:meth:`init_model`, under ``fork_rng``) and seeds the
+                batch generator.
 
         Returns:
             The :class:`WorkloadRun`.
         """
         val, guard = self.eval_sets()
         return WorkloadRun(
-            model=seeded_init(seed, self.make_model),
+            model=self.init_model(seed),
             batches=self.train_batches(seed),
             loss=cross_entropy,
             evaluate=lambda m: evaluate_batches(m, val),

@@ -53,7 +53,7 @@ def test_cifar_real_path_needs_the_real_files(tmp_path):
     mod = _load("tuned_cifar_resnet18")
     with pytest.raises(SystemExit):
         mod.main(["--out", str(tmp_path / "o")])  # no --data-dir
-    with pytest.raises(RuntimeError, match="not found or corrupted"):
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 not found in"):  # lab.datasets, before torchvision
         mod.main(["--tiny", "--data-dir", str(tmp_path), "--seeds", "1", "--out", str(tmp_path / "o")])
     model = mod.CifarResNet18(dataset="digits").make_model()
     assert sum(p.numel() for p in model.parameters()) == 11_172_810  # ResNet-18 (CIFAR stem), 1 input channel, 10 classes

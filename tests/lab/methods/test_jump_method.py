@@ -20,7 +20,7 @@ def test_jumps_after_steps_with_the_guard_on_the_guard_split():
             return (m(xg) - yg).pow(2).mean().item()
 
     model = mlp()
-    cfg = JumpConfig(unit="step", every_n_steps=2, n=2, horizon=2, every=2)
+    cfg = JumpConfig(unit="step", every_n_steps=2, n=2, horizon=2, every=2, jump_past_end=True)
     method = Jump(LinearExtrapolationForecaster(), cfg).attach(
         model, adamw(), total_steps=24, schedule="warmup_cosine", warmup=0.1, guard_fn=guard)
     run(method, model, 24, (x, y))

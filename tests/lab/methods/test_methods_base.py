@@ -69,7 +69,8 @@ def test_registry_names_grids_and_errors():
 
 def _make(name: str) -> Method:
     if name == "jump":
-        return Jump(LinearExtrapolationForecaster(), JumpConfig(unit="step", every_n_steps=1, n=2, horizon=2, every=2, guard=False))
+        return Jump(LinearExtrapolationForecaster(), JumpConfig(unit="step", every_n_steps=1, n=2, horizon=2, every=2,
+                                                        jump_past_end=True, guard=False))
     return build_method(name, **SETTINGS[name])
 
 

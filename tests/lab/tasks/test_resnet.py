@@ -32,8 +32,8 @@ def test_digits_splits_are_disjoint_and_standardized():
 def test_cifar10_needs_a_data_dir_and_never_downloads(tmp_path):
     with pytest.raises(ValueError, match="needs data_dir"):
         ResNetTask(dataset="cifar10")
-    with pytest.raises(RuntimeError, match="not found or corrupted"):
-        load_images("cifar10", str(tmp_path))  # torchvision's own error: the files are not there
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 not found in"):
+        load_images("cifar10", str(tmp_path))  # lab.datasets' error: the files are not there
     assert not any(tmp_path.iterdir())
     with pytest.raises(ValueError, match="unknown dataset"):
         ResNetTask(dataset="mnist")

@@ -1,0 +1,644 @@
+"""``gfm-accel bench accel --protocol tuned``: time to a tuned baseline's target (issue 14, AlgoPerf-style).
+
+The runner only strings together the lab's pieces: workloads (:mod:`gfm_accel.lab.tasks`:
+the nine held-out tasks through :class:`~gfm_accel.lab.tasks.heldout.HeldoutWorkload`, the
+char GPT and the residual CNN), methods (:mod:`gfm_accel.lab.methods`), one measured run
+(:func:`~gfm_accel.lab.bench.curves.run_curve`) and the numbers (:mod:`gfm_accel.lab.bench.stats`).
+
+Protocol per task (``docs/acceleration_tuned.md`` gives every choice and its reason):
+
+1. **Tune the baseline.** The plain optimizer on a log2 lr grid centred on the task's
+   default, with the schedules ``constant`` and ``warmup_cosine``, on the *grid seeds*. The
+   best ``(schedule, lr)`` by median best val loss (:func:`~.stats.choose_baseline`); while
+   it lies on the grid's edge the grid of that schedule is widened by one point
+   (:func:`~.stats.widen`), up to ``max_widen`` times. Every point is recorded.
+2. **Target.** The tuned baseline on the *report seeds* (disjoint from the grid seeds); the
+   target is the median of their best val losses.
+3. **Methods**, each with the tuned baseline's optimizer, lr and schedule, on the report
+   seeds: ``gfm`` (GFMJump, shipped forecaster, default config), ``linefit`` and ``wnn`` (the
+   same jump machinery with those forecasters), ``ema``, ``lookahead``, ``schedulefree``,
+   ``outer_nesterov`` at their recommended settings (the *recipe* rows). Where method tuning
+   is on, each competitor's own :attr:`~gfm_accel.lab.methods.Method.GRID` runs on the grid
+   seeds, the point with the lowest median best val loss is chosen (the baseline's rule), and
+   it runs on the report seeds (the *tuned* rows). The report seeds never select anything.
+4. **Numbers.** Speedup in steps and in wall seconds (all of the method's overhead) to the
+   target, as the ratio of medians over the report seeds with a paired bootstrap 90%
+   interval; the geometric mean over tasks; val loss and accuracy at the equal budget; the
+   tasks made worse (:func:`~.stats.is_worse`).
+
+Runs go to a pool of ``workers`` single-threaded processes (``torch.set_num_threads(1)``);
+results are collected in submission order, so they do not depend on which worker finishes
+first. Only the timings vary between two runs of the same command.
+
+Example:
+    >>> plan = build_plan(quick=True)
+    >>> [w.name for w in plan.workloads], plan.grid_points, plan.grid_seeds, plan.report_seeds
+    (['mlp_mnist1d', 'cnn1d_digits', 'mlp_mnist1d_sgd'], 3, (0, 1), (100, 101))
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import multiprocessing
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..forecasters import forecaster_sha256, make_forecaster
+from ..methods import METHODS, Jump, build_method
+from ..methods.ema import EMA
+from ..optim import build_optimizer
+from ..tasks.char_gpt import CharGPT
+from ..tasks.heldout import HELDOUT_NAMES, HeldoutWorkload
+from ..tasks.resnet import ResNetTask
+from ..tasks.workload import WorkloadConfig
+from . import stats
+from .common import BenchResult, atomic_write_text
+from .curves import run_curve
+
+__all__ = [
+    "JUMP_METHODS",
+    "COMPETITORS",
+    "QUICK_TASKS",
+    "LARGE_TASKS",
+    "Job",
+    "TunedPlan",
+    "build_plan",
+    "jump_config_for",
+    "run_jobs",
+    "run_tuned",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The jump methods: GFMJump with the shipped forecaster, the least-squares line, WNN.
+JUMP_METHODS: tuple[str, ...] = ("gfm", "linefit", "wnn")
+#: What users would pick instead (each from its own library; :mod:`gfm_accel.lab.methods`).
+COMPETITORS: tuple[str, ...] = ("ema", "lookahead", "schedulefree", "outer_nesterov")
+#: ``--quick``'s three tasks: the cheapest held-out tasks, with three different optimizers.
+QUICK_TASKS: tuple[str, ...] = ("mlp_mnist1d", "cnn1d_digits", "mlp_mnist1d_sgd")
+#: The two larger tasks (coarser protocol: 5-point grid, warmup_cosine only, 3 seeds,
+#: competitors at their recommended settings).
+LARGE_TASKS: tuple[str, ...] = ("char_gpt", "resnet_digits")
+#: Snapshot count of the wnn source trajectories per run (epochs of the zoo-like source task).
+WNN_SOURCE_EPOCHS = 40
+
+
+def jump_config_for(schedule: str):
+    """The jump methods' config: GFMJump's defaults, with ``lr_horizon`` on under a decaying schedule.
+
+    Why: the forecaster extrapolates the window's pace K snapshots ahead; under cosine decay
+    the next K snapshots cover less ground, and late in the run (lr near 0) a full-length
+    jump overshoots by far more than the remaining steps can correct. ``lr_horizon`` scales
+    the jump by the summed future lr (``docs/jump.md``); under ``constant`` it changes
+    nothing (the ratio is 1), so it is off there.
+
+    Args:
+        schedule: the tuned baseline's schedule name.
+
+    Returns:
+        The :class:`~gfm_accel.jump.JumpConfig`.
+    """
+    from ...jump import JumpConfig
+
+    return JumpConfig(lr_horizon=schedule != "constant")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: a task, a method with its hyperparameters, the recipe's schedule and lr, a seed.
+
+    Attributes:
+        task: the workload's name.
+        method: ``plain``, a jump method or a competitor.
+        hparams: the method's hyperparameters as sorted ``(name, value)`` pairs.
+        schedule, lr: the base optimizer's schedule and learning rate.
+        seed: the run seed.
+        phase: ``grid``, ``baseline``, ``recipe``, ``method_grid`` or ``tuned``.
+    """
+
+    task: str
+    method: str
+    hparams: tuple[tuple[str, Any], ...]
+    schedule: str
+    lr: float
+    seed: int
+    phase: str
+
+    @property
+    def key(self) -> tuple:
+        return (self.task, self.method, self.hparams, self.schedule, self.lr, self.seed)
+
+
+@dataclass
+class TunedPlan:
+    """Everything that defines a tuned-protocol run.
+
+    Attributes:
+        workloads: the tasks, in table order.
+        coarse: names of the tasks under the coarser protocol (the larger tasks).
+        grid_points: lr grid points per schedule (coarse tasks: ``coarse_points``).
+        schedules: the baseline's schedules (coarse tasks: ``warmup_cosine`` only).
+        grid_seeds: seeds of every selection (the baseline grid, the methods' grids).
+        report_seeds: seeds of the reported rows (the target, every method's row).
+        coarse_seeds: the coarse tasks' grid and report seeds.
+        methods: the methods compared (jump methods and competitors).
+        tune_methods: run the competitors' own grids (the tuned rows).
+        max_widen: most grid widenings per task.
+        workers: worker processes.
+        wnn_epochs: wnn's training epochs; source_seeds: seeds per optimizer of its source.
+    """
+
+    workloads: list[WorkloadConfig]
+    coarse: tuple[str, ...] = ()
+    grid_points: int = 7
+    coarse_points: int = 5
+    schedules: tuple[str, ...] = ("constant", "warmup_cosine")
+    grid_seeds: tuple[int, ...] = (0, 1, 2)
+    report_seeds: tuple[int, ...] = (100, 101, 102, 103, 104)
+    coarse_seeds: tuple[tuple[int, ...], tuple[int, ...]] = ((0, 1, 2), (100, 101, 102))
+    methods: tuple[str, ...] = (*JUMP_METHODS, *COMPETITORS)
+    tune_methods: bool = True
+    max_widen: int = 4
+    workers: int = 2
+    wnn_epochs: int | None = None
+    source_seeds: int = 2
+    limit: int | None = None
+
+    def seeds(self, task: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(grid seeds, report seeds)`` of ``task``."""
+        return self.coarse_seeds if task in self.coarse else (self.grid_seeds, self.report_seeds)
+
+    def task_schedules(self, task: str) -> tuple[str, ...]:
+        return ("warmup_cosine",) if task in self.coarse else self.schedules
+
+    def task_points(self, task: str) -> int:
+        return self.coarse_points if task in self.coarse else self.grid_points
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "workloads"}
+        d["workloads"] = [{"class": type(w).__name__, **w.to_dict()} for w in self.workloads]
+        return d
+
+
+def _workload(name: str, *, steps: int | None, limit: int | None) -> WorkloadConfig:
+    if name in HELDOUT_NAMES:
+        w = HeldoutWorkload(name, limit=limit)
+        return replace(w, total_steps=steps) if steps else w
+    kw = {"total_steps": steps} if steps else {}
+    if name == "char_gpt":
+        return CharGPT(**kw)
+    if name == "resnet_digits":
+        return ResNetTask(**kw)
+    raise ValueError(f"unknown tuned task {name!r}; choose from {[*HELDOUT_NAMES, *LARGE_TASKS]}")
+
+
+def build_plan(tasks: Sequence[str] | None = None, *, quick: bool = False, steps: int | None = None,
+               limit: int | None = None, workers: int = 2, seeds: Sequence[int] | None = None,
+               wnn_epochs: int | None = None, source_seeds: int | None = None) -> TunedPlan:
+    """The plan of a full or ``--quick`` run.
+
+    ``--quick``: :data:`QUICK_TASKS` at half their budgets, a 3-point grid (at most 2
+    widenings), grid seeds ``(0, 1)`` and report seeds ``(100, 101)``, the competitors at their
+    recommended settings only (no method grids).
+
+    Args:
+        tasks: task names (default: the nine held-out tasks and :data:`LARGE_TASKS`; quick:
+            :data:`QUICK_TASKS`).
+        quick: the quick configuration.
+        steps: override every task's budget (optimizer steps; tests).
+        limit: keep at most this many training samples of the held-out tasks (tests).
+        workers: worker processes.
+        seeds: the report seeds (default ``100..104``; quick ``100, 101``).
+        wnn_epochs, source_seeds: the wnn baseline's fitting (default 200 epochs, 2 seeds).
+
+    Returns:
+        The :class:`TunedPlan`.
+    """
+    names = list(tasks) if tasks else list(QUICK_TASKS if quick else (*HELDOUT_NAMES, *LARGE_TASKS))
+    if len(set(names)) != len(names):
+        raise ValueError(f"repeated task names in {names}")
+    workloads = [_workload(n, steps=steps, limit=limit) for n in names]
+    plan = TunedPlan(workloads, coarse=tuple(n for n in names if n in LARGE_TASKS), workers=workers,
+                     wnn_epochs=wnn_epochs, limit=limit)
+    if quick:
+        if steps is None:  # half the budget: the quick run must fit in minutes on two busy cores
+            plan.workloads = [replace(w, total_steps=max(1, w.total_steps // 2)) for w in workloads]
+        plan = replace(plan, grid_points=3, coarse_points=3, grid_seeds=(0, 1), report_seeds=(100, 101),
+                       coarse_seeds=((0, 1), (100, 101)), tune_methods=False, max_widen=2, source_seeds=1)
+    if seeds:
+        report = tuple(int(s) for s in seeds)
+        if set(report) & set(plan.grid_seeds):
+            raise ValueError(f"report seeds {report} overlap the grid seeds {plan.grid_seeds}: nothing may be "
+                             "selected on the reported seeds")
+        plan = replace(plan, report_seeds=report)
+    if source_seeds is not None:
+        plan = replace(plan, source_seeds=source_seeds)
+    return plan
+
+
+# --------------------------------------------------------------------------- running jobs
+#: What worker processes read (set before the pool forks, so they inherit it).
+_STATE: dict[str, Any] = {}
+
+
+def _factory(w: WorkloadConfig, method: str, lr: float) -> Callable:
+    name = w.optimizer
+    if method == "schedulefree" and name not in ("adam", "adamw", "sgd", "sgdm"):
+        # schedulefree has AdamW and SGD variants only: an RMSprop/Adagrad recipe gets AdamW
+        # at the same lr and weight decay (stated in the table)
+        name = "adamw"
+    return lambda params: build_optimizer(name, params, lr, weight_decay=w.weight_decay)
+
+
+def _method(job: Job):
+    hp = dict(job.hparams)
+    if job.method in JUMP_METHODS:
+        return Jump(_STATE["forecasters"][job.method], jump_config_for(job.schedule), name=job.method)
+    return build_method(job.method, **hp)
+
+
+def _eval_every(w: WorkloadConfig) -> int:
+    per_epoch = getattr(w, "steps_per_epoch", None)
+    return max(1, min(per_epoch or w.total_steps, w.total_steps // 30 or 1))
+
+
+def _execute(job: Job) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    w = _STATE["workloads"][job.task]
+    t0 = time.perf_counter()
+    curve = run_curve(w.build(job.seed), _method(job), _factory(w, job.method, job.lr), total_steps=w.total_steps,
+                      schedule=job.schedule, warmup=w.warmup, eval_every=_eval_every(w))
+    out = {**asdict(job), "hparams": dict(job.hparams), **curve.to_dict(), "run_seconds": time.perf_counter() - t0}
+    out["final"] = asdict(curve.final) if curve.final is not None else None
+    return out
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def run_jobs(jobs: Sequence[Job], pool: Any = None) -> list[dict[str, Any]]:
+    """Run ``jobs`` (in ``pool`` when given) and return their results in the order of ``jobs``.
+
+    Args:
+        jobs: the runs.
+        pool: a ``multiprocessing`` pool whose workers inherited :data:`_STATE`; ``None``
+            runs here, one after another.
+
+    Returns:
+        One dict per job: the job's fields, its curve (:class:`~.curves.RunCurve` as a dict)
+        and ``run_seconds`` (its wall time including the benchmark's validation passes).
+    """
+    if pool is None:
+        return [_execute(j) for j in jobs]
+    return list(pool.map(_execute, list(jobs), chunksize=1))  # map keeps submission order
+
+
+# --------------------------------------------------------------------------- the protocol
+def _hp(d: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(d.items()))
+
+
+def _recipe_hparams(name: str, total_steps: int) -> dict[str, Any]:
+    """A competitor's recommended settings (its class defaults; EMA's decay fitted to the budget)."""
+    if name == "ema":
+        return EMA.for_budget(total_steps).hparams
+    return {}
+
+
+class _Runner:
+    """Holds the pool and every finished run, keyed by job."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool, self.done = pool, {}
+
+    def run(self, jobs: list[Job]) -> None:
+        todo = [j for j in dict.fromkeys(jobs) if j.key not in self.done]
+        t0 = time.perf_counter()
+        for job, res in zip(todo, run_jobs(todo, self.pool)):
+            self.done[job.key] = res
+        if todo:
+            logger.info("%d runs in %.1f s", len(todo), time.perf_counter() - t0)
+
+    def get(self, job: Job) -> dict[str, Any]:
+        return self.done[job.key]
+
+
+def _grid_jobs(plan: TunedPlan, w: WorkloadConfig, lrs: dict[str, list[float]]) -> list[Job]:
+    seeds, _ = plan.seeds(w.name)
+    return [Job(w.name, "plain", (), s, lr, seed, "grid") for s in lrs for lr in lrs[s] for seed in seeds]
+
+
+def _choice(plan: TunedPlan, runner: _Runner, w: WorkloadConfig, lrs: dict[str, list[float]]) -> stats.BaselineChoice:
+    seeds, _ = plan.seeds(w.name)
+    points = [stats.GridPoint(s, lr, tuple(stats.best_loss(runner.get(Job(w.name, "plain", (), s, lr, seed, "grid"))["records"])
+                                            for seed in seeds)) for s in lrs for lr in lrs[s]]
+    return stats.choose_baseline(points)
+
+
+def _tune_baselines(plan: TunedPlan, runner: _Runner) -> dict[str, tuple[stats.BaselineChoice, dict[str, list[float]], int]]:
+    grids = {w.name: {s: stats.log2_grid(w.lr, plan.task_points(w.name)) for s in plan.task_schedules(w.name)}
+             for w in plan.workloads}
+    widened = {w.name: 0 for w in plan.workloads}
+    runner.run([j for w in plan.workloads for j in _grid_jobs(plan, w, grids[w.name])])
+    while True:
+        pending = []
+        for w in plan.workloads:
+            c = _choice(plan, runner, w, grids[w.name])
+            if not c.interior and widened[w.name] < plan.max_widen:
+                grids[w.name][c.schedule] = stats.widen(grids[w.name][c.schedule], c.widen)
+                widened[w.name] += 1
+                pending += _grid_jobs(plan, w, grids[w.name])
+        if not pending:
+            break
+        logger.info("widening the grid of %s", sorted({j.task for j in pending}))
+        runner.run(pending)
+    return {w.name: (_choice(plan, runner, w, grids[w.name]), grids[w.name], widened[w.name]) for w in plan.workloads}
+
+
+def _method_jobs(plan: TunedPlan, w: WorkloadConfig, base: stats.BaselineChoice) -> tuple[list[Job], list[Job]]:
+    """``(recipe rows' jobs on the report seeds, method-grid jobs on the grid seeds)``."""
+    grid_seeds, report_seeds = plan.seeds(w.name)
+    mk = lambda m, hp, seed, phase: Job(w.name, m, _hp(hp), base.schedule, base.lr, seed, phase)  # noqa: E731
+    recipe = [mk("plain", {}, s, "baseline") for s in report_seeds]
+    grid: list[Job] = []
+    for m in plan.methods:
+        hp = _recipe_hparams(m, w.total_steps) if m in COMPETITORS else {}
+        recipe += [mk(m, hp, s, "recipe") for s in report_seeds]
+        if plan.tune_methods and m in COMPETITORS and w.name not in plan.coarse:
+            grid += [mk(m, g, s, "method_grid") for g in METHODS[m].grid() for s in grid_seeds]
+    return recipe, grid
+
+
+def _median(xs: Sequence[float]) -> float:
+    vals = [x if math.isfinite(x) else math.inf for x in xs]
+    return float(statistics.median(vals))
+
+
+def _row(label: str, method: str, hparams: dict[str, Any], base_runs: list[dict], runs: list[dict], target: float,
+         seed: int) -> dict[str, Any]:
+    b = [stats.time_to_target(r["records"], target) for r in base_runs]
+    m = [stats.time_to_target(r["records"], target) for r in runs]
+    sp_steps = stats.speedup([x.steps for x in b], [x.steps for x in m], seed=seed)
+    sp_secs = stats.speedup([x.seconds for x in b], [x.seconds for x in m], seed=seed)
+    base_final = [r["final"]["loss"] for r in base_runs]
+    final = [r["final"]["loss"] for r in runs]
+    return {
+        "method": method, "row": label, "hparams": hparams, "seeds": [r["seed"] for r in runs],
+        "speedup_steps": asdict(sp_steps), "speedup_seconds": asdict(sp_secs),
+        "reached": sum(x.reached for x in m), "steps_to_target": [x.steps for x in m],
+        "seconds_to_target": [x.seconds for x in m],
+        "val_loss_end": _median(final), "val_acc_end": _median([r["final"]["accuracy"] for r in runs]),
+        "baseline_val_loss_end": _median(base_final),
+        "baseline_val_acc_end": _median([r["final"]["accuracy"] for r in base_runs]),
+        "best_val_loss": _median([stats.best_loss(r["records"]) for r in runs]),
+        "worse": stats.is_worse(base_final, final),
+        "train_seconds": _median([r["records"][-1][1] for r in runs]),
+    }
+
+
+def _select(plan: TunedPlan, runner: _Runner, w: WorkloadConfig, base: stats.BaselineChoice, method: str) -> dict[str, Any]:
+    """A competitor's grid point with the lowest median best val loss on the grid seeds (ties: grid order)."""
+    grid_seeds, _ = plan.seeds(w.name)
+    scored = []
+    for g in METHODS[method].grid():
+        runs = [runner.get(Job(w.name, method, _hp(g), base.schedule, base.lr, s, "method_grid")) for s in grid_seeds]
+        scored.append((_median([stats.best_loss(r["records"]) for r in runs]), g))
+    return min(scored, key=lambda t: t[0])[1]
+
+
+def _forecasters(plan: TunedPlan, no_progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The jump methods' forecasters, built once in the parent (the workers inherit them)."""
+    from ...jump import JumpConfig
+    from .accel import source_trajectories
+
+    out, info = {}, {}
+    cfg = JumpConfig()
+    m = cfg.n + cfg.periodic_horizon
+    if "gfm" in plan.methods:
+        out["gfm"] = make_forecaster("gfm")
+        info["gfm"] = {"file": "shipped (gfm_accel.pretrained_forecaster())", "sha256": forecaster_sha256(None)}
+    if "linefit" in plan.methods:
+        out["linefit"] = make_forecaster("linefit")
+        info["linefit"] = {"forecaster": "LineFitForecaster (training-free)"}
+    if "wnn" in plan.methods:
+        t0 = time.perf_counter()
+        epochs = max(m + 1, WNN_SOURCE_EPOCHS if plan.source_seeds > 1 else 20)
+        source = source_trajectories(epochs, seeds=tuple(range(plan.source_seeds)), limit=plan.limit)
+        out["wnn"] = make_forecaster("wnn", n=cfg.n, m=m, source=source, wnn_epochs=plan.wnn_epochs)
+        info["wnn"] = {"fitted_for": {"n": cfg.n, "m": m}, "wnn_epochs": plan.wnn_epochs or 200,
+                       "source": f"the fixed protocol's zoo-like source task (MLP on digits), adam/adamw/sgdm/sgd/"
+                                 f"rmsprop x {plan.source_seeds} seeds, {epochs} epochs, weights "
+                                 f"{tuple(source[0].shape)}", "fit_seconds": round(time.perf_counter() - t0, 1)}
+    return out, info
+
+
+def run_tuned(args: argparse.Namespace) -> BenchResult:
+    """Run the tuned protocol as ``args`` (the ``bench accel`` command line) says.
+
+    Returns:
+        The :class:`~.common.BenchResult`; ``summary.json``, the table and one plot per task
+        are written into ``args.out`` (results.json and table.md by the harness).
+    """
+    torch.set_num_threads(1)
+    from .accel import TASK_SETS
+
+    tasks = [n for t in (args.tasks or "").split(",") if t.strip()
+             for n in (TASK_SETS[t.strip()] if t.strip() in TASK_SETS else [t.strip()])] or None
+    seeds = [s.strip() for s in (args.seeds or "").split(",") if s.strip()] or None
+    plan = build_plan(tasks, quick=args.quick, steps=args.steps, limit=args.limit, workers=args.workers,
+                      seeds=seeds, wnn_epochs=args.wnn_epochs, source_seeds=args.source_seeds if args.source_seeds != 2 else None)
+    if args.no_method_grid:
+        plan = replace(plan, tune_methods=False)
+    t_start = time.perf_counter()
+    forecasters, finfo = _forecasters(plan)
+    _STATE.update(workloads={w.name: w for w in plan.workloads}, forecasters=forecasters)
+    ctx = multiprocessing.get_context("fork")
+    pool = ctx.Pool(plan.workers, initializer=_init_worker) if plan.workers > 1 else None
+    try:
+        runner = _Runner(pool)
+        chosen = _tune_baselines(plan, runner)
+        recipe_jobs, grid_jobs = {}, {}
+        for w in plan.workloads:
+            recipe_jobs[w.name], grid_jobs[w.name] = _method_jobs(plan, w, chosen[w.name][0])
+        runner.run([j for w in plan.workloads for j in recipe_jobs[w.name] + grid_jobs[w.name]])
+        tuned_jobs: dict[str, dict[str, dict]] = {}
+        for w in plan.workloads:
+            tuned_jobs[w.name] = {}
+            if grid_jobs[w.name]:
+                base = chosen[w.name][0]
+                for m in plan.methods:
+                    if m in COMPETITORS:
+                        tuned_jobs[w.name][m] = _select(plan, runner, w, base, m)
+        runner.run([Job(w.name, m, _hp(g), chosen[w.name][0].schedule, chosen[w.name][0].lr, s, "tuned")
+                    for w in plan.workloads for m, g in tuned_jobs[w.name].items() for s in plan.seeds(w.name)[1]])
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    wall = time.perf_counter() - t_start
+
+    per_task, summary_rows, recipe_rows = {}, {m: {} for m in plan.methods}, {m: {} for m in plan.methods}
+    for ti, w in enumerate(plan.workloads):
+        base, grid, widened = chosen[w.name]
+        _, report = plan.seeds(w.name)
+        get = lambda m, hp, s, phase: runner.get(Job(w.name, m, _hp(hp), base.schedule, base.lr, s, phase))  # noqa: E731
+        base_runs = [get("plain", {}, s, "baseline") for s in report]
+        target = stats.target_loss([stats.best_loss(r["records"]) for r in base_runs])
+        rows = []
+        for m in plan.methods:
+            hp = _recipe_hparams(m, w.total_steps) if m in COMPETITORS else {}
+            row = _row("recipe", m, hp, base_runs, [get(m, hp, s, "recipe") for s in report], target, seed=ti)
+            rows.append(row)
+            recipe_rows[m][w.name] = row
+            summary_rows[m][w.name] = row
+            if m in tuned_jobs[w.name]:
+                g = tuned_jobs[w.name][m]
+                trow = _row("tuned", m, g, base_runs, [get(m, g, s, "tuned") for s in report], target, seed=ti)
+                rows.append(trow)
+                summary_rows[m][w.name] = trow
+        per_task[w.name] = {
+            "protocol": "coarse" if w.name in plan.coarse else "full",
+            "recipe": {"optimizer": w.optimizer, "default_lr": w.lr, "weight_decay": w.weight_decay,
+                       "total_steps": w.total_steps, "batch_size": w.batch_size, "warmup": w.warmup},
+            "baseline": {"schedule": base.schedule, "lr": base.lr, "grid_median": base.median,
+                         "interior": base.interior, "widened": widened, "lrs": grid},
+            "grid": base.grid, "target": target,
+            "baseline_steps_to_target": [stats.time_to_target(r["records"], target).steps for r in base_runs],
+            "baseline_seconds_to_target": [stats.time_to_target(r["records"], target).seconds for r in base_runs],
+            "rows": rows,
+        }
+
+    def to_summary(rows_by_method):
+        return stats.summary([w.name for w in plan.workloads], {
+            m: {t: stats.TaskResult(r["speedup_steps"]["speedup"], r["speedup_steps"]["lo"], r["speedup_steps"]["hi"],
+                                    r["worse"]) for t, r in by_task.items()}
+            for m, by_task in rows_by_method.items() if m in stats.SUMMARY_METHODS})
+
+    summary = to_summary(summary_rows)
+    summary_recipe = to_summary(recipe_rows)
+    seconds = {m: stats.geomean([r["speedup_seconds"]["speedup"] for r in by_task.values()])
+               for m, by_task in summary_rows.items()}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "summary_recipe.json", json.dumps(summary_recipe, indent=2) + "\n")
+    figures = _plots(plan, runner, chosen, out)
+    runs = sorted(runner.done.values(), key=lambda r: (r["task"], r["phase"], r["method"], json.dumps(r["hparams"], sort_keys=True),
+                                                        r["schedule"], r["lr"], r["seed"]))
+    timing = _timing(runs)
+    table = _table(plan, per_task, summary, seconds, finfo, wall, timing)
+    config = {"protocol": "tuned", "plan": plan.to_dict(), "forecasters": finfo,
+              "jump_config": {s: jump_config_for(s).to_dict() for s in ("constant", "warmup_cosine")},
+              "selection": ("baseline: lowest median best val loss over the grid seeds (ties: grid order), widened "
+                            "while on an edge; competitors' grids: the same rule on the grid seeds; every reported "
+                            "row on the report seeds"),
+              "schedulefree_base": "AdamW at the recipe's lr for RMSprop/Adagrad recipes (no Schedule-Free variant)",
+              "threads_per_worker": 1, "workers": plan.workers, "cpu_count": os.cpu_count()}
+    return BenchResult(
+        results={"summary": summary, "summary_recipe": summary_recipe, "geomean_speedup_seconds": seconds,
+                 "tasks": per_task, "timing": timing, "protocol_wall_seconds": wall, "runs": runs},
+        table_md=table, config=config, seeds=sorted({*plan.grid_seeds, *plan.report_seeds}),
+        figures=figures + [out / "summary.json", out / "summary_recipe.json"],
+    )
+
+
+def _timing(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Measured per-run wall seconds by (task, method) (medians), for the full run's estimate."""
+    by: dict[str, dict[str, list[float]]] = {}
+    for r in runs:
+        by.setdefault(r["task"], {}).setdefault(r["method"], []).append(r["run_seconds"])
+    return {t: {m: {"runs": len(v), "median_seconds": statistics.median(v), "total_seconds": sum(v)}
+                for m, v in ms.items()} for t, ms in by.items()}
+
+
+def _fmt_sp(s: dict[str, float]) -> str:
+    return f"{s['speedup']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]"
+
+
+def _table(plan: TunedPlan, per_task: dict, summary: dict, seconds: dict, finfo: dict, wall: float, timing: dict) -> str:
+    lines = ["## Tuned protocol: speedup to the tuned baseline's target (issue 14)\n",
+             "Speedup = median over the report seeds of the tuned baseline's steps (or wall seconds, all overhead "
+             "included) to the target / the method's; [5th, 95th] percentile of a paired bootstrap (90%). A run that "
+             "never reaches the target counts at its budget (its speedup is then an upper bound). Val loss / acc: "
+             "medians at the equal budget, baseline → method. *recipe*: the method at its library's recommended "
+             "settings; *tuned*: its own grid chosen on the grid seeds (never on the report seeds). Every method runs "
+             "with the tuned baseline's optimizer, lr and schedule.\n"]
+    if plan.coarse:
+        lines.append(f"Coarser protocol (stated per task): {', '.join(plan.coarse)}: {plan.coarse_points}-point grid, "
+                     f"warmup_cosine only, {len(plan.coarse_seeds[1])} seeds, competitors at recommended settings.\n")
+    for task, d in per_task.items():
+        b = d["baseline"]
+        lines.append(f"### {task} ({d['protocol']} protocol; {d['recipe']['optimizer']}, {d['recipe']['total_steps']} "
+                     f"steps)\n")
+        lines.append(f"Tuned baseline: `{b['schedule']}` at lr {b['lr']:.4g} (default {d['recipe']['default_lr']:.4g}; "
+                     f"{'interior' if b['interior'] else 'ON THE GRID EDGE'} of {len(b['lrs'][b['schedule']])} lrs, "
+                     f"widened {b['widened']}x); target val loss {d['target']:.4f}; baseline steps to target "
+                     f"{d['baseline_steps_to_target']}.\n")
+        lines.append("| method | row | hparams | speedup steps | speedup seconds | reached | val loss @B | val acc @B | worse |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for r in d["rows"]:
+            hp = ", ".join(f"{k}={v}" for k, v in r["hparams"].items()) or "-"
+            lines.append(f"| {r['method']} | {r['row']} | {hp} | {_fmt_sp(r['speedup_steps'])} | "
+                         f"{_fmt_sp(r['speedup_seconds'])} | {r['reached']}/{len(r['seeds'])} | "
+                         f"{r['baseline_val_loss_end']:.4f} → {r['val_loss_end']:.4f} | "
+                         f"{r['baseline_val_acc_end']:.3f} → {r['val_acc_end']:.3f} | {'yes' if r['worse'] else 'no'} |")
+        lines.append("")
+    lines.append("### Over tasks (summary.json: the tuned row where a method was tuned, else the recipe row)\n")
+    lines.append("| method | geomean speedup (steps) | geomean speedup (seconds) | tasks worse | per task (steps) |")
+    lines.append("|---|---|---|---|---|")
+    for m, s in summary["methods"].items():
+        per = ", ".join(f"{t} {v['speedup']:.2f}" for t, v in s["per_task"].items())
+        lines.append(f"| {m} | **{s['geomean_speedup']:.2f}x** | {seconds[m]:.2f}x | {s['tasks_worse']}/{len(summary['tasks'])} | {per} |")
+    lines.append("")
+    lines.append(f"Forecasters: {json.dumps(finfo)}")
+    lines.append(f"\nProtocol wall time {wall:.1f} s on {plan.workers} single-threaded workers; per-run medians "
+                 f"(s) by task: " + "; ".join(f"{t}: " + ", ".join(f"{m} {v['median_seconds']:.2f}" for m, v in ms.items())
+                                             for t, ms in timing.items()))
+    return "\n".join(lines) + "\n"
+
+
+def _plots(plan: TunedPlan, runner: _Runner, chosen: dict, out: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib not installed: no plots")
+        return []
+    paths = []
+    for w in plan.workloads:
+        base = chosen[w.name][0]
+        seeds = plan.seeds(w.name)[1]
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for r in sorted(runner.done.values(), key=lambda r: (r["method"], r["seed"])):
+            if r["task"] != w.name or r["phase"] not in ("baseline", "recipe") or r["seed"] != seeds[0]:
+                continue
+            steps = [x[0] for x in r["records"]]
+            loss = [x[2] for x in r["records"]]
+            plain = r["method"] == "plain"
+            ax.plot(steps, loss, "-" if plain or r["method"] == "gfm" else "--", lw=2.4 if plain else 1.2,
+                    color="k" if plain else None, label="plain (tuned)" if plain else r["method"])
+        ax.set_title(f"{w.name}: tuned plain ({base.schedule}, lr {base.lr:.3g}) vs methods, seed {seeds[0]}", fontsize=9)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("val loss")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        path = out / f"curves_{w.name}.png"
+        tmp = path.with_name(path.stem + ".tmp.png")
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        tmp.replace(path)
+        paths.append(path)
+    return paths

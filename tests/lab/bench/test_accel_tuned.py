@@ -1,0 +1,95 @@
+"""The tuned protocol (``bench accel --protocol tuned``): plan, determinism across workers, an end-to-end quick run."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from gfm_accel.cli import main
+from gfm_accel.lab.bench import accel_tuned
+from gfm_accel.lab.bench.accel_tuned import QUICK_TASKS, Job, build_plan, jump_config_for, run_jobs
+from gfm_accel.lab.bench.stats import SUMMARY_METHODS
+from gfm_accel.lab.tasks.heldout import HELDOUT_NAMES, HeldoutWorkload
+
+
+def test_plans_full_and_quick():
+    full = build_plan()
+    assert [w.name for w in full.workloads] == [*HELDOUT_NAMES, "char_gpt", "resnet_digits"]
+    assert full.grid_points == 7 and full.schedules == ("constant", "warmup_cosine") and full.tune_methods
+    assert full.grid_seeds == (0, 1, 2) and full.report_seeds == (100, 101, 102, 103, 104)
+    assert full.task_schedules("char_gpt") == ("warmup_cosine",) and full.task_points("resnet_digits") == 5
+    assert full.seeds("char_gpt") == ((0, 1, 2), (100, 101, 102))
+    quick = build_plan(quick=True)
+    assert tuple(w.name for w in quick.workloads) == QUICK_TASKS and quick.grid_points == 3
+    assert len(quick.report_seeds) == 2 and not quick.tune_methods
+    with pytest.raises(ValueError, match="overlap the grid seeds"):
+        build_plan(seeds=[0, 100])
+    with pytest.raises(ValueError, match="unknown tuned task"):
+        build_plan(["nope"])
+
+
+def test_heldout_workload_budget_in_steps_and_disjoint_guard():
+    w = HeldoutWorkload("mlp_mnist1d")
+    assert w.total_steps == 40 * 11 and w.optimizer == "adam" and w.lr == 1e-3  # 2800 samples / 256 = 11 steps
+    val, guard = w.eval_sets()
+    s = w.split()
+    assert sum(len(y) for _, y in val) == len(s.y_val) == 800 and sum(len(y) for _, y in guard) == 400
+    xb, yb = next(w.train_batches(0))
+    assert xb.shape == (256, 40)
+    # the same seed, the same initialization; another seed, another one; the global RNG untouched
+    state = torch.random.get_rng_state()
+    a, b, c = (next(w.build(s).model.parameters()).detach().clone() for s in (3, 3, 4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_lr_horizon_only_under_a_decaying_schedule():
+    assert jump_config_for("warmup_cosine").lr_horizon and not jump_config_for("constant").lr_horizon
+    assert jump_config_for("constant").n == 4 and jump_config_for("constant").tolerance == 0.3
+
+
+def test_results_come_back_in_submission_order_with_the_same_numbers():
+    import multiprocessing
+
+    w = HeldoutWorkload("mlp_mnist1d_sgd", total_steps=6, limit=100)
+    accel_tuned._STATE.update(workloads={w.name: w}, forecasters={})
+    jobs = [Job(w.name, m, (), "warmup_cosine", 0.05, seed, "grid") for m in ("plain", "lookahead", "ema")
+            for seed in (0, 1)]
+    state = torch.random.get_rng_state()
+    here = run_jobs(jobs)
+    assert torch.equal(state, torch.random.get_rng_state())  # the runner draws from no global RNG
+    with multiprocessing.get_context("fork").Pool(2, initializer=accel_tuned._init_worker) as pool:
+        pooled = run_jobs(jobs, pool)
+    assert [(r["method"], r["seed"]) for r in pooled] == [(j.method, j.seed) for j in jobs]
+    assert [[x[2] for x in r["records"]] for r in pooled] == [[x[2] for x in r["records"]] for r in here]
+    assert here[0]["records"] != here[1]["records"]  # seeds differ
+
+
+def test_quick_protocol_end_to_end(tmp_path):
+    out = tmp_path / "q"
+    rc = main(["bench", "accel", "--protocol", "tuned", "--quick", "--tasks", "mlp_mnist1d_sgd", "--steps", "20",
+               "--limit", "200", "--wnn-epochs", "2", "--workers", "2", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"protocol", "tasks", "methods"} and summary["protocol"] == "tuned"
+    assert summary["tasks"] == ["mlp_mnist1d_sgd"] and set(summary["methods"]) == set(SUMMARY_METHODS)
+    for m, s in summary["methods"].items():
+        assert set(s) == {"geomean_speedup", "tasks_worse", "per_task"}
+        r = s["per_task"]["mlp_mnist1d_sgd"]
+        assert set(r) == {"speedup", "lo", "hi", "worse"} and isinstance(r["worse"], bool)
+        assert 0 < r["speedup"] < math.inf and r["lo"] <= r["speedup"] <= r["hi"], (m, r)
+        assert s["geomean_speedup"] == pytest.approx(r["speedup"]) and s["tasks_worse"] == int(r["worse"])
+    record = json.loads((out / "results.json").read_text())
+    assert record["benchmark"] == "accel_tuned" and record["config"]["protocol"] == "tuned"
+    task = record["results"]["tasks"]["mlp_mnist1d_sgd"]
+    base = task["baseline"]
+    assert base["lr"] in base["lrs"][base["schedule"]] and len(base["lrs"]["constant"]) >= 3
+    assert {(p["schedule"], p["lr"]) for p in task["grid"]} >= {(base["schedule"], base["lr"])}
+    assert all(len(p["best_losses"]) == 2 for p in task["grid"])
+    base_best = [min(x[2] for x in r["records"]) for r in record["results"]["runs"] if r["phase"] == "baseline"]
+    assert len(base_best) == 2 and task["target"] == pytest.approx(sum(base_best) / 2)  # median of 2 report seeds
+    assert {r["method"] for r in task["rows"]} == set(SUMMARY_METHODS)
+    assert all(len(r["records"]) == 21 for r in record["results"]["runs"])  # step 0 and every step of 20
+    assert (out / "curves_mlp_mnist1d_sgd.png").stat().st_size > 0 and (out / "table.md").exists()
+    assert not list(out.glob("*.tmp*"))
