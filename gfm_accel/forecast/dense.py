@@ -228,7 +228,9 @@ class DenseBackend:
         self._new_field(dim, seed)
         self.mean = torch.zeros(dim)
         self.std = torch.ones(dim)
-        self.skip = LinearSkip(torch.zeros(LinearSkip.shape_for(cfg.n, dim))) if cfg.skip == "lstsq" else None
+        self.skip = None
+        if cfg.skip == "lstsq":
+            self.skip = LinearSkip(torch.zeros(LinearSkip.shape_for(cfg.n, dim)), torch.zeros(dim), torch.zeros(dim))
         self.field_scale = 1.0
         self.config.dim = dim
 
@@ -429,6 +431,8 @@ class DenseBackend:
         out["norm.std"] = self.std.clone()
         if self.skip is not None:
             out["skip.coef"] = self.skip.coef.clone()
+            out["skip.low"] = self.skip.low.clone()
+            out["skip.high"] = self.skip.high.clone()
             out["skip.field_scale"] = torch.tensor(float(self.field_scale))
         return out
 
@@ -457,7 +461,10 @@ class DenseBackend:
             if coef.shape != self.skip.coef.shape:
                 raise ValueError(f"tensor 'skip.coef' has shape {tuple(coef.shape)}, expected "
                                  f"{tuple(self.skip.coef.shape)}")
-            self.skip = LinearSkip(coef.clone())
+            low, high = tensors["skip.low"].float(), tensors["skip.high"].float()
+            if low.shape != (self.config.dim,) or high.shape != (self.config.dim,) or not bool((low <= high).all()):
+                raise ValueError(f"tensors 'skip.low'/'skip.high' must be ({self.config.dim},) with low <= high")
+            self.skip = LinearSkip(coef.clone(), low.clone(), high.clone())
             scale = tensors["skip.field_scale"].float()
             if scale.shape != () or not 0.0 <= float(scale) <= 1.0:
                 raise ValueError(f"tensor 'skip.field_scale' must be a scalar in [0, 1], got {scale.tolist()}")

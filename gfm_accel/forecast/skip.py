@@ -71,9 +71,15 @@ class LinearSkip:
     Attributes:
         coef: ``(D, n+2)`` (per coordinate) or ``(D, (n+1) D + 1)`` (full) coefficients of
             :func:`skip_features` (float32). For D = 1 both forms are the same.
+        low, high: ``(D,)`` the displacement is clamped to ``[low, high]``: the training
+            displacements' range widened by half its width on each side (None: no clamp). A
+            least-squares map with large coefficients can extrapolate wildly for a prefix
+            unlike the training ones; the clamp bounds that.
     """
 
     coef: Tensor
+    low: Tensor | None = None
+    high: Tensor | None = None
 
     @staticmethod
     def shape_for(n: int, d: int) -> tuple[int, int]:
@@ -88,8 +94,12 @@ class LinearSkip:
             raise ValueError(f"the linear skip's coefficients {tuple(self.coef.shape)} do not fit a prefix "
                              f"(n+1, D) = ({n1}, {d})")
         if self.coef.shape[1] == n1 * d + 1 and d > 1:  # full: one row of regressors for every coordinate
-            return skip_features(prefix.to(self.coef.dtype), full=True)[:, 0] @ self.coef.T
-        return torch.einsum("bdk,dk->bd", skip_features(prefix.to(self.coef.dtype)), self.coef)
+            out = skip_features(prefix.to(self.coef.dtype), full=True)[:, 0] @ self.coef.T
+        else:
+            out = torch.einsum("bdk,dk->bd", skip_features(prefix.to(self.coef.dtype)), self.coef)
+        if self.low is not None and self.high is not None:
+            out = torch.maximum(torch.minimum(out, self.high), self.low)
+        return out
 
 
 def fit_linear_skip(prefix: Tensor, displacement: Tensor, *, chunk: int = 4096) -> LinearSkip:
@@ -131,4 +141,5 @@ def fit_linear_skip(prefix: Tensor, displacement: Tensor, *, chunk: int = 4096) 
         best = beta[loo.argmin(dim=0), torch.arange(z - a)] / scale.squeeze(1)  # (C, k-1) in raw units
         coef[a:z, :-1] = best
         coef[a:z, -1] = y_mean.squeeze(1) - (x_mean.squeeze(1) * best).sum(dim=-1)
-    return LinearSkip(coef=coef.float())
+    lo, hi = displacement.amin(dim=0).float(), displacement.amax(dim=0).float()
+    return LinearSkip(coef=coef.float(), low=lo - 0.5 * (hi - lo), high=hi + 0.5 * (hi - lo))
