@@ -10,7 +10,7 @@ Choices (the paper is silent or ambiguous; see also ``docs/forecaster.md``):
   not): the flattened observed prefix ``(n+1) D`` is concatenated to ``(w, t)`` at the input.
   The same n must then be used at inference. ``condition="none"`` is the ablation: the field
   trained exactly as Algorithm 1 states, ``v(w, t)``.
-* ``skip="lstsq"`` (the default with ``condition="prefix"``; not in the paper): a linear skip
+* ``skip="lstsq"`` (an option, default ``"none"``; not in the paper): a linear skip
   path. A least-squares linear map of the prefix (:mod:`gfm_accel.forecast.skip`), fitted in
   closed form on the training pairs, forecasts the displacement ``w_m - w_n``; the field
   learns the residual flow on top of it (every path point ``w_j`` is moved by
@@ -75,11 +75,12 @@ class DenseConfig(FieldOptions):
         normalization: ``"none"`` (paper) or ``"standardize"``.
         t_per_traj: time samples per trajectory per optimisation step.
         reduction: ``"mean"`` or ``"sum"`` over D in the loss.
-        skip: ``"lstsq"`` (the linear skip path of :mod:`gfm_accel.forecast.skip`: a
-            least-squares linear map of the prefix, on top of which the field learns the
-            residual flow) or ``"none"`` (the field alone). ``None`` (default) = ``"lstsq"``
-            with ``condition="prefix"`` and ``"none"`` with ``condition="none"``, so that
-            ``condition="none"`` is Algorithm 1 literally.
+        skip: ``"none"`` (default: the field alone) or ``"lstsq"`` (the linear skip path of
+            :mod:`gfm_accel.forecast.skip`: a least-squares linear map of the prefix, on top of
+            which the field learns the residual flow). The skip brings gradient descent (a linear
+            system) to least squares, 100x better than the field alone, but on adaptive optimizers
+            it extrapolates outlying prefixes badly and is several times worse than the field
+            alone (``benchmarks/results/linreg_default/``), so it is an option, not the default.
         skip_gate: (off by default) with the skip, train the residual field on four fifths of the training
             pairs and measure on the held-out fifth (every 5th pair) how much of what it adds
             to the skip helps: the least-squares factor ``field_scale`` in [0, 1] by which the
@@ -99,7 +100,7 @@ class DenseConfig(FieldOptions):
     normalization: str = "none"
     t_per_traj: int = 1
     reduction: str = "mean"
-    skip: str | None = None
+    skip: str = "none"
     skip_gate: bool = False
     dim: int | None = None
 
@@ -109,8 +110,6 @@ class DenseConfig(FieldOptions):
             raise ValueError(f"unknown normalization {self.normalization!r}; expected one of {NORMALIZATIONS}")
         if self.reduction not in ("mean", "sum"):
             raise ValueError(f"unknown reduction {self.reduction!r}; expected 'mean' or 'sum'")
-        if self.skip is None:
-            self.skip = "lstsq" if self.condition == "prefix" else "none"
         if self.skip not in SKIPS:
             raise ValueError(f"unknown skip {self.skip!r}; expected one of {SKIPS}")
         for name in ("depth", "t_per_traj"):
@@ -210,8 +209,6 @@ class DenseBackend:
     def from_config(cls, config: dict, *, initialize: bool = True) -> "DenseBackend":
         """Build from :meth:`config_dict` output (``initialize=False`` when weights follow)."""
         config = dict(config)
-        if config.get("dim") is not None and "skip" not in config:
-            config["skip"] = "none"  # a fitted config from a file written before the skip option existed
         return cls(DenseConfig.from_dict(config), initialize=initialize)
 
     def config_dict(self) -> dict:

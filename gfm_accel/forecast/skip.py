@@ -1,6 +1,6 @@
 """The linear skip path of the dense field: a least-squares linear map of each coordinate's prefix.
 
-The dense GFM forecaster (``skip="lstsq"``, its default with ``condition="prefix"``) adds to
+The dense GFM forecaster with ``skip="lstsq"`` (an option; default ``"none"``) adds to
 the integrated flow a displacement that is linear in the observed prefix, fitted in closed
 form on the training pairs; the field then learns the residual flow on top of it. A field
 that outputs zero forecasts exactly this map, so the forecaster starts from least squares:

@@ -50,7 +50,7 @@ def fixed_trajectories(n_traj: int, t_len: int, d: int) -> torch.Tensor:
 FIT_CASES: dict[str, tuple[str, dict, dict, tuple[int, int]]] = {
     "dense_algorithm1": ("dense", dict(n=2, m=11, condition="none", path="paper", hidden=8),
                          dict(epochs=6, batch_size=4, lr=1e-3, seed=3), (2, 11)),
-    "dense_prefix_standardize": ("dense", dict(n=2, m=11, condition="prefix", skip="none", hidden=8, normalization="standardize",
+    "dense_prefix_standardize": ("dense", dict(n=2, m=11, condition="prefix", hidden=8, normalization="standardize",
                                                t_per_traj=2), dict(epochs=6, batch_size=4, lr=1e-3, seed=4), (2, 11)),
     "dense_from_last_midpoint": ("dense", dict(n=1, m=11, condition="none", path="from_last", hidden=8,
                                                solver="midpoint", step=0.25),

@@ -58,22 +58,22 @@ def test_the_penalty_is_chosen_without_the_test_data_and_shrinks_noise():
     assert float(pred.var(dim=0).max()) < 0.2  # OLS on 11 regressors would vary far more
 
 
-def test_dense_default_is_prefix_with_skip_and_the_ablation_is_algorithm1():
-    assert (DenseConfig().condition, DenseConfig().skip) == ("prefix", "lstsq")
-    assert DenseConfig(condition="none").skip == "none"
+def test_dense_default_is_prefix_without_skip_and_the_ablation_is_algorithm1():
+    assert (DenseConfig().condition, DenseConfig().skip) == ("prefix", "none")
     f = GFMForecaster("dense", n=2, m=9)
-    assert f.config.condition == "prefix" and f.config.variant_options["skip"] == "lstsq"
-    assert GFMForecaster("dense", condition="none").config.variant_options["skip"] == "none"
+    assert f.config.condition == "prefix" and f.config.variant_options["skip"] == "none"
+    assert GFMForecaster("dense", condition="none").config.condition == "none"
+    assert GFMForecaster("dense", skip="lstsq").config.variant_options["skip"] == "lstsq"
     with pytest.raises(ValueError, match="unknown skip 'cubic'"):
         DenseConfig(skip="cubic")
 
 
 def test_skip_reaches_least_squares_on_gradient_descent(tmp_path):
-    """GD on linear regression is a linear system: the default forecaster is ~exact, far better
+    """GD on linear regression is a linear system: the skip forecaster is ~exact, far better
     than Algorithm 1's field, and a saved file forecasts the same after loading."""
     w = gd_trajectories(30, 40, seed=0)
     held = gd_trajectories(10, 40, seed=1)
-    default = GFMForecaster("dense", n=4, m=40, hidden=16).fit(w, epochs=30, seed=0, progress=False)
+    default = GFMForecaster("dense", n=4, m=40, hidden=16, skip="lstsq").fit(w, epochs=30, seed=0, progress=False)
     ablation = GFMForecaster("dense", n=4, m=40, hidden=16, condition="none").fit(w, epochs=30, seed=0,
                                                                                   progress=False)
     mse = lambda f: float(((f.forecast(held[:, :5]) - held[:, 40]) ** 2).mean())  # noqa: E731
@@ -107,7 +107,7 @@ def test_gate_scales_the_field_by_its_held_out_share(case, caplog):
         w, held = decay_trajectories(40, 40, seed), decay_trajectories(10, 40, seed + 100)[:, :5]
     options = dict(epochs=epochs, lr=lr, seed=0, progress=False)
     with caplog.at_level(logging.INFO, logger="gfm_accel.forecast.dense"):
-        gated = GFMForecaster("dense", n=4, m=40, hidden=16, skip_gate=True).fit(w, **options)
+        gated = GFMForecaster("dense", n=4, m=40, hidden=16, skip="lstsq", skip_gate=True).fit(w, **options)
     line = next(r.getMessage() for r in caplog.records if "gate" in r.getMessage())
     scale = gated.backend.field_scale
     assert 0.0 <= scale <= 1.0 and line.endswith(f"field scale {scale:.3g}")
@@ -120,7 +120,7 @@ def test_gate_scales_the_field_by_its_held_out_share(case, caplog):
         assert not bool(last.weight.detach().any()) and not bool(last.bias.detach().any())
         torch.testing.assert_close(gated.forecast(held), skip_only, rtol=1e-5, atol=1e-6)
     else:
-        ungated = GFMForecaster("dense", n=4, m=40, hidden=16).fit(w, **options)
+        ungated = GFMForecaster("dense", n=4, m=40, hidden=16, skip="lstsq").fit(w, **options)
         expect = skip_only + scale * (ungated.forecast(held) - skip_only)
         torch.testing.assert_close(gated.forecast(held), expect, rtol=1e-5, atol=1e-6)
 
@@ -129,7 +129,6 @@ def test_files_from_before_the_skip_load_without_it():
     """A fitted dense config without a 'skip' key was written before the option: no skip."""
     b = DenseBackend.from_config({"n": 1, "m": 7, "hidden": 4, "dim": 3, "condition": "prefix"})
     assert b.config.skip == "none" and b.skip is None
-    assert DenseBackend.from_config({"n": 1, "m": 7, "hidden": 4, "condition": "prefix"}).config.skip == "lstsq"
 
 
 def test_the_displacement_is_clamped_to_the_widened_training_range():
