@@ -6,9 +6,18 @@ i.e. ``(D+1) 64 + 2 * 64^2 + 64 D`` weights (plus biases).
 
 Choices (the paper is silent or ambiguous; see also ``docs/forecaster.md``):
 
-* ``condition="prefix"`` (Eq. 2 conditions on ``w_0..w_n``; Algorithm 1 does not): the
-  flattened observed prefix ``(n+1) D`` is concatenated to ``(w, t)`` at the input. The
-  same n must then be used at inference.
+* ``condition="prefix"`` (the default; Eq. 2 conditions on ``w_0..w_n``, Algorithm 1 does
+  not): the flattened observed prefix ``(n+1) D`` is concatenated to ``(w, t)`` at the input.
+  The same n must then be used at inference. ``condition="none"`` is the ablation: the field
+  trained exactly as Algorithm 1 states, ``v(w, t)``.
+* ``skip="lstsq"`` (an option, default ``"none"``; not in the paper): a linear skip
+  path. A least-squares linear map of the prefix (:mod:`gfm_accel.forecast.skip`), fitted in
+  closed form on the training pairs, forecasts the displacement ``w_m - w_n``; the field
+  learns the residual flow on top of it (every path point ``w_j`` is moved by
+  ``-(j - n)/(m - n)`` times the skip's displacement, so a trajectory the skip predicts
+  exactly has zero velocity), and its last layer starts at zero, so an untrained field
+  forecasts the skip. On gradient descent for linear regression, a linear system, the skip
+  alone is least squares.
 * Time samples: Algorithm 1 draws one ``t`` per mini-batch; we draw one per trajectory
   and, with ``t_per_traj = k > 1``, k per trajectory per step (a lower-variance estimate of
   the same expectation; default 1, the benchmark decides).
@@ -45,6 +54,7 @@ from ..params import ParamSpec
 from ..trajectories import Trajectories
 from ._modules import build_module
 from .options import FieldOptions
+from .skip import SKIPS, LinearSkip, fit_linear_skip
 
 __all__ = ["NORMALIZATIONS", "DenseConfig", "DenseField", "DenseBackend", "stack_pairs"]
 
@@ -65,6 +75,20 @@ class DenseConfig(FieldOptions):
         normalization: ``"none"`` (paper) or ``"standardize"``.
         t_per_traj: time samples per trajectory per optimisation step.
         reduction: ``"mean"`` or ``"sum"`` over D in the loss.
+        skip: ``"none"`` (default: the field alone) or ``"lstsq"`` (the linear skip path of
+            :mod:`gfm_accel.forecast.skip`: a least-squares linear map of the prefix, on top of
+            which the field learns the residual flow). The skip brings gradient descent (a linear
+            system) to least squares, 100x better than the field alone, but on adaptive optimizers
+            it extrapolates outlying prefixes badly and is several times worse than the field
+            alone (``benchmarks/results/linreg_default/``), so it is an option, not the default.
+        skip_gate: (off by default) with the skip, train the residual field on four fifths of the training
+            pairs and measure on the held-out fifth (every 5th pair) how much of what it adds
+            to the skip helps: the least-squares factor ``field_scale`` in [0, 1] by which the
+            field's addition is multiplied. 0: the forecaster is the skip alone (its field's
+            last layer stays zero); otherwise the field is retrained on every pair. Costs up to
+            1.8x the training time. Without the gate the scale is 1. Off by default: on the
+            validation seeds of ``benchmarks/bench_linreg_default.py`` (10, 11) the six held-out
+            pairs gave too noisy a scale (better on SGD, worse on Adam).
         dim: D, set by ``fit`` (or read from a saved file).
 
     Example:
@@ -76,6 +100,8 @@ class DenseConfig(FieldOptions):
     normalization: str = "none"
     t_per_traj: int = 1
     reduction: str = "mean"
+    skip: str = "none"
+    skip_gate: bool = False
     dim: int | None = None
 
     def __post_init__(self) -> None:
@@ -84,6 +110,8 @@ class DenseConfig(FieldOptions):
             raise ValueError(f"unknown normalization {self.normalization!r}; expected one of {NORMALIZATIONS}")
         if self.reduction not in ("mean", "sum"):
             raise ValueError(f"unknown reduction {self.reduction!r}; expected 'mean' or 'sum'")
+        if self.skip not in SKIPS:
+            raise ValueError(f"unknown skip {self.skip!r}; expected one of {SKIPS}")
         for name in ("depth", "t_per_traj"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -170,6 +198,9 @@ class DenseBackend:
         self.field: DenseField | None = None
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
+        self.skip: LinearSkip | None = None
+        #: factor of the field's addition to the skip (set by the gate; 1 without it).
+        self.field_scale = 1.0
         if config.dim is not None:
             self._build(config.dim, 0 if initialize else None)
 
@@ -177,7 +208,8 @@ class DenseBackend:
     @classmethod
     def from_config(cls, config: dict, *, initialize: bool = True) -> "DenseBackend":
         """Build from :meth:`config_dict` output (``initialize=False`` when weights follow)."""
-        return cls(DenseConfig.from_dict(dict(config)), initialize=initialize)
+        config = dict(config)
+        return cls(DenseConfig.from_dict(config), initialize=initialize)
 
     def config_dict(self) -> dict:
         return self.config.to_dict()
@@ -187,13 +219,27 @@ class DenseBackend:
         return self.config.dim
 
     def _build(self, dim: int, seed: int | None) -> None:
-        """A field for D = ``dim``, initialised from ``seed`` (None: not initialised, for loading)."""
-        cond_dim = (self.config.n + 1) * dim if self.config.condition == "prefix" else 0
+        """Field, normalization and skip for D = ``dim``; the field initialised from ``seed``
+        (None: not initialised, for loading)."""
         cfg = self.config
-        self.field = build_module(lambda: DenseField(dim, cfg.hidden, cfg.depth, cond_dim), seed)
+        self._new_field(dim, seed)
         self.mean = torch.zeros(dim)
         self.std = torch.ones(dim)
+        self.skip = None
+        if cfg.skip == "lstsq":
+            self.skip = LinearSkip(torch.zeros(LinearSkip.shape_for(cfg.n, dim)), torch.zeros(dim), torch.zeros(dim))
+        self.field_scale = 1.0
         self.config.dim = dim
+
+    def _new_field(self, dim: int, seed: int | None) -> None:
+        cfg = self.config
+        cond_dim = (cfg.n + 1) * dim if cfg.condition == "prefix" else 0
+        self.field = build_module(lambda: DenseField(dim, cfg.hidden, cfg.depth, cond_dim), seed)
+        if cfg.skip == "lstsq" and seed is not None:
+            # The residual field starts at zero: the untrained forecaster is the skip.
+            with torch.no_grad():
+                self.field.net[-1].weight.zero_()
+                self.field.net[-1].bias.zero_()
 
     # ---------------------------------------------------------- normalising
     def _norm(self, x: Tensor) -> Tensor:
@@ -239,34 +285,76 @@ class DenseBackend:
             self.mean = snaps.mean(0)
             self.std = snaps.std(0).clamp_min(1e-8)
         prefix_n, w_m_n = self._norm(prefix), self._norm(w_m)
+        train = dict(m=m, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        if self.skip is None:
+            return self._train(prefix_n, w_m_n, progress=progress, **train)
+        if cfg.skip_gate and n_traj >= 5:
+            # Does the residual field help the skip? Held-out check on every 5th training pair
+            # (never on test data): fit skip and field on the rest, compare their forecasts.
+            held = torch.arange(n_traj) % 5 == 4
+            history = self._train(prefix_n[~held], w_m_n[~held], progress=progress, desc="GFM fit (gate)", **train)
+            pre = prefix_n[held]
+            skip_only = pre[:, cfg.n] + self.skip.displacement(pre)
+            added = (self._forecast_normalized(pre, m) - skip_only).double()  # what the field adds
+            wanted = (w_m_n[held] - skip_only).double()
+            # The least-squares share of the field's addition on the held-out pairs, in [0, 1].
+            scale = float((added * wanted).sum() / (added * added).sum().clamp(min=1e-300))
+            self.field_scale = min(max(scale, 0.0), 1.0) if math.isfinite(scale) else 0.0
+            logger.info("dense GFM gate: held-out MSE skip %.4g, skip + field %.4g; field scale %.3g",
+                        float(wanted.pow(2).mean()), float((wanted - added).pow(2).mean()), self.field_scale)
+            self._new_field(dim, seed)
+            if self.field_scale == 0.0:
+                # The skip alone (refitted on every pair): a fresh field's last layer is zero.
+                self.skip = fit_linear_skip(prefix_n, w_m_n - prefix_n[:, cfg.n])
+                self.field.eval()
+                return history
+        return self._train(prefix_n, w_m_n, progress=progress, **train)
+
+    def _train(
+        self, prefix_n: Tensor, w_m_n: Tensor, *, m: int, epochs: int, batch_size: int, lr: float, seed: int,
+        progress: bool, desc: str = "GFM fit",
+    ) -> list[float]:
+        """Fit the skip (if any) and train the field on normalized pairs ``(N, n+1, D)``, ``(N, D)``."""
+        cfg = self.config
+        n_traj = prefix_n.shape[0]
+        path_prefix = prefix_n  # the points the flow is trained on (the field is conditioned on prefix_n)
+        if self.skip is not None:
+            # The field learns the residual flow on top of the least-squares skip: every point
+            # w_j of the path is moved by -(j - n)/(m - n) times the skip's displacement (the
+            # straight drift from w_n at t_n to the skip's forecast at 1), so a zero field
+            # forecasts the skip exactly, and a trajectory the skip predicts has zero velocity.
+            self.skip = fit_linear_skip(prefix_n, w_m_n - prefix_n[:, cfg.n])
+            shift = self.skip.displacement(prefix_n)  # (N, D)
+            w_m_n = w_m_n - shift
+            frac = (torch.arange(cfg.n + 1, dtype=shift.dtype) - cfg.n) / (m - cfg.n)  # (n+1,), <= 0
+            path_prefix = prefix_n - frac.view(1, -1, 1) * shift.unsqueeze(1)
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(self.field.parameters(), lr=lr, foreach=True)
         k = cfg.t_per_traj
         history: list[float] = []
-        bar = Progress(epochs, desc="GFM fit", unit="epoch", enabled=progress)
         self.field.train()
-        for epoch in range(epochs):
-            perm = torch.randperm(n_traj, generator=gen)
-            total, count = 0.0, 0
-            for start in range(0, n_traj, batch_size):
-                idx = perm[start : start + batch_size]
-                if k > 1:
-                    idx = idx.repeat(k)
-                pre, tgt = prefix_n[idx], w_m_n[idx]
-                cond = pre.reshape(len(idx), -1) if cfg.condition == "prefix" else None
-                t = torch.rand(len(idx), generator=gen)
-                out = gfm_loss(self._field_fn(cond), pre, tgt, m, t, path=cfg.path, beta=cfg.beta,
-                               gamma=cfg.gamma, zeta=cfg.zeta, reduction=cfg.reduction)
-                opt.zero_grad(set_to_none=True)
-                out.total.backward()
-                opt.step()
-                total += float(out.total.detach()) * len(idx)
-                count += len(idx)
-            history.append(total / count)
-            if not math.isfinite(history[-1]):
-                raise ValueError(f"training diverged at epoch {epoch} (loss {history[-1]}); lower lr or zeta")
-            bar.update(1, loss=history[-1])
-        bar.close()
+        with Progress(epochs, desc=desc, unit="epoch", enabled=progress) as bar:
+            for epoch in range(epochs):
+                perm = torch.randperm(n_traj, generator=gen)
+                total, count = 0.0, 0
+                for start in range(0, n_traj, batch_size):
+                    idx = perm[start : start + batch_size]
+                    if k > 1:
+                        idx = idx.repeat(k)
+                    pre, tgt = path_prefix[idx], w_m_n[idx]
+                    cond = prefix_n[idx].reshape(len(idx), -1) if cfg.condition == "prefix" else None
+                    t = torch.rand(len(idx), generator=gen)
+                    out = gfm_loss(self._field_fn(cond), pre, tgt, m, t, path=cfg.path, beta=cfg.beta,
+                                   gamma=cfg.gamma, zeta=cfg.zeta, reduction=cfg.reduction)
+                    opt.zero_grad(set_to_none=True)
+                    out.total.backward()
+                    opt.step()
+                    total += float(out.total.detach()) * len(idx)
+                    count += len(idx)
+                history.append(total / count)
+                if not math.isfinite(history[-1]):
+                    raise ValueError(f"training diverged at epoch {epoch} (loss {history[-1]}); lower lr or zeta")
+                bar.update(1, loss=history[-1])
         self.field.eval()
         return history
 
@@ -279,7 +367,8 @@ class DenseBackend:
 
         Args:
             prefix: ``(B, n+1, D)``; n may differ from the trained n unless ``condition="prefix"``.
-            m: target index (``t_n = n / m``).
+            m: target index (``t_n = n / m``). With the skip, an m other than the trained one
+                scales the skip's displacement by ``(m - n) / (m_trained - n)``.
             spec: ignored (the dense field sees no layout).
             return_states: keep every ODE state (in weight units).
 
@@ -301,14 +390,33 @@ class DenseBackend:
         if m <= n:
             raise ValueError(f"m={m} must be larger than n={n}")
         device = prefix.device
-        pre = self._norm(prefix.detach().to("cpu", torch.float32))
-        cond = pre.reshape(pre.shape[0], -1) if cfg.condition == "prefix" else None
-        step = cfg.step if cfg.step is not None else 1.0 / m
-        res = integrate(self._field_fn(cond), pre[:, n], n / m, 1.0, method=cfg.solver, step=step, tau=cfg.tau,
-                        return_states=return_states)
+        res = self._integrate(self._norm(prefix.detach().to("cpu", torch.float32)), m, return_states)
         res.final = self._denorm(res.final).to(device)
         if res.states is not None:
             res.states = self._denorm(res.states).to(device)
+        return res
+
+    def _forecast_normalized(self, pre: Tensor, m: int) -> Tensor:
+        """``(B, n+1, D)`` normalized prefix -> ``(B, D)`` normalized forecast."""
+        return self._integrate(pre, m, False).final
+
+    def _integrate(self, pre: Tensor, m: int, return_states: bool) -> ODEResult:
+        """The flow from ``w_n`` at ``n/m`` to 1 plus the skip, in the normalized space."""
+        cfg = self.config
+        n = pre.shape[1] - 1
+        cond = pre.reshape(pre.shape[0], -1) if cfg.condition == "prefix" else None
+        step = cfg.step if cfg.step is not None else 1.0 / m
+        with torch.no_grad():
+            res = integrate(self._field_fn(cond), pre[:, n], n / m, 1.0, method=cfg.solver, step=step, tau=cfg.tau,
+                            return_states=return_states)
+        if self.skip is not None:
+            # Fitted for the trained m; another horizon scales it linearly (an approximation).
+            shift = self.skip.displacement(pre) * ((m - n) / (cfg.m - n))  # (B, D)
+            w_n = pre[:, n]
+            res.final = w_n + self.field_scale * (res.final - w_n) + shift
+            if res.states is not None:  # the skip's share grows linearly over [t_n, 1]
+                frac = ((res.times - n / m) / (1.0 - n / m)).clamp(0.0, 1.0).to(shift.dtype)
+                res.states = w_n + self.field_scale * (res.states - w_n) + frac.view(-1, 1, 1) * shift
         return res
 
     # -------------------------------------------------------------- tensors
@@ -318,6 +426,11 @@ class DenseBackend:
         out = {f"field.{k}": v.detach().clone() for k, v in self.field.state_dict().items()}
         out["norm.mean"] = self.mean.clone()
         out["norm.std"] = self.std.clone()
+        if self.skip is not None:
+            out["skip.coef"] = self.skip.coef.clone()
+            out["skip.low"] = self.skip.low.clone()
+            out["skip.high"] = self.skip.high.clone()
+            out["skip.field_scale"] = torch.tensor(float(self.field_scale))
         return out
 
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
@@ -340,5 +453,18 @@ class DenseBackend:
             setattr(self, name, v.clone())
         if not bool((self.std > 0).all()):
             raise ValueError("tensor 'norm.std' must be positive")
+        if self.skip is not None:
+            coef = tensors["skip.coef"].float()
+            if coef.shape != self.skip.coef.shape:
+                raise ValueError(f"tensor 'skip.coef' has shape {tuple(coef.shape)}, expected "
+                                 f"{tuple(self.skip.coef.shape)}")
+            low, high = tensors["skip.low"].float(), tensors["skip.high"].float()
+            if low.shape != (self.config.dim,) or high.shape != (self.config.dim,) or not bool((low <= high).all()):
+                raise ValueError(f"tensors 'skip.low'/'skip.high' must be ({self.config.dim},) with low <= high")
+            self.skip = LinearSkip(coef.clone(), low.clone(), high.clone())
+            scale = tensors["skip.field_scale"].float()
+            if scale.shape != () or not 0.0 <= float(scale) <= 1.0:
+                raise ValueError(f"tensor 'skip.field_scale' must be a scalar in [0, 1], got {scale.tolist()}")
+            self.field_scale = float(scale)
         self.field.eval()
 

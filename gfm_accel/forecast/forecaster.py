@@ -226,9 +226,13 @@ class GFMForecaster:
     Args:
         variant: ``"dense"`` (paper) or ``"coordinate"`` (model-agnostic).
         n, m, condition, path, beta, gamma, zeta, hidden, solver, step, tau: see :class:`GFMConfig`;
-            ``None`` (the default for all but n and m) means the variant's own default, which for
-            ``"dense"`` is the paper's value listed there. :attr:`config` holds the resolved values.
-        **variant_options: backend-specific options (e.g. dense ``normalization="standardize"``).
+            ``None`` (the default for all but n and m) means the variant's own default.
+            :attr:`config` holds the resolved values. For ``"dense"`` the default is the
+            prefix-conditioned field (Eq. 2), the best variant measured over the five
+            optimizers (``benchmarks/results/linreg_default/``); ``condition="none"`` is the
+            ablation that trains the field exactly as Algorithm 1 states, ``v(w, t)``.
+        **variant_options: backend-specific options (e.g. dense ``normalization="standardize"``,
+            ``skip="lstsq"``: the least-squares linear skip, best on gradient descent).
 
     Example:
         >>> w = torch.linspace(0, 1, 12).view(1, 12, 1).repeat(4, 1, 3)
@@ -254,9 +258,10 @@ class GFMForecaster:
         tau: float | None = None,
         **variant_options: Any,
     ) -> None:
-        # None = "the variant's default". For "dense" these are the paper's values
-        # (condition="none", path="paper", beta=gamma=1, zeta=100, hidden=64, solver="euler",
-        # step=1/m, tau=1e-6); the coordinate variant has its own (see its module).
+        # None = "the variant's default". For "dense": condition="prefix" (Eq. 2) and otherwise
+        # the paper's values (path="paper", beta=gamma=1,
+        # zeta=100, hidden=64, solver="euler", step=1/m, tau=1e-6); the coordinate variant has
+        # its own (see its module).
         given = {k: v for k, v in dict(condition=condition, path=path, beta=beta, gamma=gamma, zeta=zeta,
                                        hidden=hidden, solver=solver, step=step, tau=tau).items() if v is not None}
         clash = set(given) & set(variant_options)

@@ -30,7 +30,7 @@ CONDITIONS: tuple[str, ...] = ("none", "prefix")
 
 @dataclass
 class FieldOptions(JsonConfig):
-    """Options common to every GFM field (defaults: the dense field's).
+    """Options common to every GFM field (defaults: the dense field's; ``condition="prefix"``).
 
     Attributes:
         n: index of the last observed snapshot (prefix ``w_0..w_n``); ``n = 0`` is allowed.
@@ -48,7 +48,7 @@ class FieldOptions(JsonConfig):
 
     n: int = 4
     m: int | None = 199
-    condition: str = "none"
+    condition: str = "prefix"
     path: str = "paper"
     beta: float = 1.0
     gamma: float = 1.0

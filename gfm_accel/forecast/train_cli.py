@@ -7,8 +7,10 @@ Every trajectory of every file gives one training pair ``(w_0..w_n, w_m)``; n an
 the T (steps) axis, ``m`` defaults to ``T - 1``. Variant-specific options go through the
 repeatable ``--option KEY=VALUE`` (the value is read as JSON when it parses, else as a
 string), e.g. ``--option normalization=standardize --option t_per_traj=4``. Options left
-unset take the variant's defaults (for ``dense`` the paper's: Table 1, Table 5,
-Appendices A and E).
+unset take the variant's defaults. For ``dense`` that is the prefix-conditioned field (Eq. 2)
+and otherwise the paper's values (Table 1, Table 5, Appendices A and E); ``--condition none``
+is the ablation that trains the field exactly as Algorithm 1 states, ``v(w, t)`` without the
+prefix. ``--option skip=lstsq`` adds the least-squares linear skip (``docs/forecaster.md``).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="F.safetensors", help="where to write the forecaster")
     parser.add_argument("--variant", choices=["dense", "coordinate"], default="dense")
     parser.add_argument("--condition", choices=["none", "prefix"], default=None,
-                        help="'none': v(w, t) as in Algorithm 1 (dense default); 'prefix': the field also sees "
-                             "w_0..w_n (Eq. 2)")
+                        help="'prefix' (default): the field also sees w_0..w_n (Eq. 2; --option skip=lstsq adds "
+                             "the dense field's least-squares linear skip); 'none': the ablation, v(w, t) trained "
+                             "exactly as Algorithm 1 states")
     parser.add_argument("--path", choices=["paper", "from_last"], default=None,
                         help="training path: Algorithm 1 literally (dense default), or the consistent path from w_n")
     parser.add_argument("--n", type=int, default=4, help="last observed snapshot index (prefix w_0..w_n)")

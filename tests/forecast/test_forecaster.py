@@ -71,9 +71,15 @@ def test_forecast_shapes_defaults_and_errors(fitted):
 def test_trajectory_states(fitted):
     f, w = fitted
     res = f.trajectory(w[0, :3])
-    assert res.states.shape == (11, 1, 2)  # h = 1/12 from t_n = 2/12: 10 steps
-    assert res.times[0].item() == pytest.approx(2 / 12) and res.times[-1].item() == pytest.approx(1.0)
+    assert res.states.shape[1:] == (1, 2) and res.times[0].item() == pytest.approx(2 / 12)
     assert torch.allclose(res.final[0], f.forecast(w[0, :3]))
+    torch.testing.assert_close(res.states[0, 0], w[0, 2])  # starts at w_n
+    # Algorithm 1's field (no skip, tau = 0: no early stop): h = 1/12 from t_n = 2/12, 10 steps
+    g = GFMForecaster(n=2, m=12, hidden=16, condition="none", tau=0.0).fit(w, epochs=2, batch_size=4, progress=False)
+    res = g.trajectory(w[0, :3])
+    assert res.states.shape == (11, 1, 2)
+    assert res.times[0].item() == pytest.approx(2 / 12) and res.times[-1].item() == pytest.approx(1.0)
+    assert torch.allclose(res.final[0], g.forecast(w[0, :3]))
 
 
 def test_fit_from_files_records_provenance(tmp_path):

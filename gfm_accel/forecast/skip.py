@@ -1,0 +1,145 @@
+"""The linear skip path of the dense field: a least-squares linear map of each coordinate's prefix.
+
+The dense GFM forecaster with ``skip="lstsq"`` (an option; default ``"none"``) adds to
+the integrated flow a displacement that is linear in the observed prefix, fitted in closed
+form on the training pairs; the field then learns the residual flow on top of it. A field
+that outputs zero forecasts exactly this map, so the forecaster starts from least squares:
+on gradient descent for linear regression (a linear system) that is already close to exact.
+
+Per coordinate ``d`` the features are the last snapshot and the steps of the prefix,
+``f_d = (w_n, w_n - w_{n-1}, ..., w_1 - w_0)`` (``n + 1`` values; ``w_0`` for n = 0), and the
+target is the displacement ``w_m - w_n``. Two forms, chosen by size:
+
+* **full** (``(n+1) D <= FULL_MAX_FEATURES``): every coordinate's displacement is a linear map
+  of all coordinates' features and 1 (``(D, (n+1) D + 1)`` coefficients); this is ordinary
+  least squares on the flattened prefix, which couples coordinates as a linear system does;
+* **per coordinate** (larger models): coordinate d's own ``f_d`` and 1 (``(D, n + 2)``
+  coefficients, so the map scales to any D).
+
+Each coordinate's map is fitted by ridge regression on standardized features with the
+penalty chosen per coordinate by exact leave-one-out error on the training pairs (closed
+form), from a fixed grid whose smallest value is plain least squares; nothing is tuned on
+test data.
+
+Example:
+    >>> w = torch.linspace(0, 1, 6).view(1, 6, 1) * torch.arange(1.0, 5.0).view(4, 1, 1)  # (4, T=6, 1)
+    >>> skip = fit_linear_skip(w[:, :3], w[:, 5] - w[:, 2])         # lines: w_5 - w_2 = 3 (w_2 - w_1)
+    >>> torch.allclose(w[:, 2] + skip.displacement(w[:, :3]), w[:, 5], atol=1e-4)
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["SKIPS", "RIDGE_GRID", "FULL_MAX_FEATURES", "LinearSkip", "skip_features", "fit_linear_skip"]
+
+#: ``"lstsq"``: the least-squares linear skip; ``"none"``: no skip (Algorithm 1's field alone).
+SKIPS: tuple[str, ...] = ("none", "lstsq")
+#: Ridge penalties tried, relative to the (standardized) feature scale; the first is plain least squares.
+RIDGE_GRID: tuple[float, ...] = (1e-14, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+#: Largest ``(n+1) D`` for which the full (cross-coordinate) map is fitted.
+FULL_MAX_FEATURES = 128
+
+
+def skip_features(prefix: Tensor, full: bool = False) -> Tensor:
+    """The skip's regressors of each coordinate, with a trailing 1.
+
+    Args:
+        prefix: ``(B, n+1, D)``.
+        full: every coordinate sees all coordinates' features (the full map).
+
+    Returns:
+        ``(B, D, n+2)`` (own ``w_n``, steps ``w_j - w_{j-1}`` latest first, 1), or with ``full``
+        ``(B, D, (n+1) D + 1)`` (the same row for every coordinate).
+    """
+    b, n1, d = prefix.shape
+    steps = (prefix[:, 1:] - prefix[:, :-1]).flip(1)  # (B, n, D)
+    own = torch.cat([prefix[:, -1:], steps], dim=1).transpose(1, 2)  # (B, D, n+1)
+    if full:
+        own = own.reshape(b, 1, d * n1).expand(b, d, d * n1)
+    return torch.cat([own, torch.ones(b, d, 1, dtype=prefix.dtype, device=prefix.device)], dim=-1)
+
+
+@dataclass
+class LinearSkip:
+    """Per-coordinate linear map of the prefix to the displacement ``w_m - w_n``.
+
+    Attributes:
+        coef: ``(D, n+2)`` (per coordinate) or ``(D, (n+1) D + 1)`` (full) coefficients of
+            :func:`skip_features` (float32). For D = 1 both forms are the same.
+        low, high: ``(D,)`` the displacement is clamped to ``[low, high]``: the training
+            displacements' range widened by half its width on each side (None: no clamp). A
+            least-squares map with large coefficients can extrapolate wildly for a prefix
+            unlike the training ones; the clamp bounds that.
+    """
+
+    coef: Tensor
+    low: Tensor | None = None
+    high: Tensor | None = None
+
+    @staticmethod
+    def shape_for(n: int, d: int) -> tuple[int, int]:
+        """The coefficient shape :func:`fit_linear_skip` gives for a ``(N, n+1, D)`` prefix."""
+        full = (n + 1) * d <= FULL_MAX_FEATURES
+        return (d, (n + 1) * d + 1) if full else (d, n + 2)
+
+    def displacement(self, prefix: Tensor) -> Tensor:
+        """``(B, n+1, D)`` -> ``(B, D)``: the skip's forecast of ``w_m - w_n``."""
+        n1, d = prefix.shape[1], prefix.shape[2]
+        if tuple(self.coef.shape) != self.shape_for(n1 - 1, d):
+            raise ValueError(f"the linear skip's coefficients {tuple(self.coef.shape)} do not fit a prefix "
+                             f"(n+1, D) = ({n1}, {d})")
+        if self.coef.shape[1] == n1 * d + 1 and d > 1:  # full: one row of regressors for every coordinate
+            out = skip_features(prefix.to(self.coef.dtype), full=True)[:, 0] @ self.coef.T
+        else:
+            out = torch.einsum("bdk,dk->bd", skip_features(prefix.to(self.coef.dtype)), self.coef)
+        if self.low is not None and self.high is not None:
+            out = torch.maximum(torch.minimum(out, self.high), self.low)
+        return out
+
+
+def fit_linear_skip(prefix: Tensor, displacement: Tensor, *, chunk: int = 4096) -> LinearSkip:
+    """Fit the per-coordinate ridge map ``skip_features(prefix) -> displacement``.
+
+    Args:
+        prefix: ``(N, n+1, D)`` training prefixes.
+        displacement: ``(N, D)`` their targets ``w_m - w_n``.
+        chunk: coordinates solved at once (memory ``chunk x len(RIDGE_GRID) x k^2`` for k regressors).
+
+    Returns:
+        A :class:`LinearSkip`; for each coordinate the penalty of :data:`RIDGE_GRID` with the
+        smallest leave-one-out squared error (the bias column is not penalised).
+    """
+    n_pairs, n1, d = prefix.shape
+    k = LinearSkip.shape_for(n1 - 1, d)[1]
+    full = k > n1 + 1
+    coef = torch.empty(d, k, dtype=torch.float64)
+    grid = torch.tensor(RIDGE_GRID, dtype=torch.float64).view(-1, 1, 1)  # (G, 1, 1)
+    for a in range(0, d, chunk):
+        z = min(d, a + chunk)
+        x = skip_features(prefix.double(), full)[:, a:z] if full else skip_features(prefix[:, :, a:z].double())
+        x = x.transpose(0, 1)[..., :-1]  # (C, N, k-1): the regressors without the 1
+        y = displacement[:, a:z].double().transpose(0, 1)  # (C, N)
+        # Centring handles the unpenalised intercept; standardizing makes the penalty scale-free.
+        x_mean, y_mean = x.mean(dim=1, keepdim=True), y.mean(dim=1, keepdim=True)
+        scale = (x - x_mean).std(dim=1, keepdim=True).clamp(min=1e-12)  # (C, 1, k-1)
+        xs = (x - x_mean) / scale
+        # Ridge through the SVD of the regressors (not the normal equations, whose squared
+        # condition number would lose the small step differences that a linear system leaves).
+        u, sv, vh = torch.linalg.svd(xs, full_matrices=False)  # (C, N, r), (C, r), (C, r, k-1)
+        lam = grid * n_pairs  # (G, 1, 1): relative to the standardized Gram's diagonal (N)
+        shrink = sv.unsqueeze(0) / (sv.unsqueeze(0).pow(2) + lam)  # (G, C, r)
+        uty = torch.einsum("cnr,cn->cr", u, y - y_mean)  # (C, r)
+        beta = torch.einsum("gcr,cr,crk->gck", shrink, uty, vh)  # (G, C, k-1)
+        hat = 1.0 / n_pairs + torch.einsum("cnr,gcr->gcn", u.pow(2), shrink * sv.unsqueeze(0))  # (G, C, N)
+        fitted = torch.einsum("cnk,gck->gcn", xs, beta) + y_mean.unsqueeze(0)
+        loo = ((y.unsqueeze(0) - fitted) / (1.0 - hat).clamp(min=1e-6)).pow(2).mean(dim=-1)  # (G, C)
+        best = beta[loo.argmin(dim=0), torch.arange(z - a)] / scale.squeeze(1)  # (C, k-1) in raw units
+        coef[a:z, :-1] = best
+        coef[a:z, -1] = y_mean.squeeze(1) - (x_mean.squeeze(1) * best).sum(dim=-1)
+    lo, hi = displacement.amin(dim=0).float(), displacement.amax(dim=0).float()
+    return LinearSkip(coef=coef.float(), low=lo - 0.5 * (hi - lo), high=hi + 0.5 * (hi - lo))
