@@ -8,8 +8,8 @@ Models are named by a *model key*:
 
 * the paper's baselines ``introspection, dlinear, lfd2, wnn, lstm, transformer`` and the
   simple references ``last, mean, ridge`` come from :mod:`gfm_accel.lab.baselines`;
-* the GFM variants (:data:`GFM_VARIANTS`): ``gfm`` (dense field, paper default:
-  ``condition="none", path="paper"``), ``gfm_prefix`` (dense, prefix-conditioned),
+* the GFM variants (:data:`GFM_VARIANTS`): ``gfm`` (dense field, the paper's Algorithm 1 as written, now the ablation:
+  ``condition="none", path="paper"``), ``gfm_prefix`` (dense, prefix-conditioned: the default of GFMForecaster),
   ``gfm_from_last`` (dense, the path from ``w_n``), ``gfm_coord`` (the coordinate,
   model-agnostic variant).
 
@@ -100,8 +100,8 @@ MODEL_LABELS: dict[str, str] = {
     "last": "last value w_n (ref.)",
     "mean": "train mean of w_m (ref.)",
     "ridge": "ridge on prefix (ref.)",
-    "gfm": "GFM (dense, paper default)",
-    "gfm_prefix": "GFM (dense, prefix-conditioned)",
+    "gfm": "GFM (dense, Algorithm 1 as written: the ablation)",
+    "gfm_prefix": "GFM (dense, prefix-conditioned: the default)",
     "gfm_from_last": "GFM (dense, from_last path)",
     "gfm_coord": "GFM (coordinate variant)",
 }
