@@ -5,12 +5,13 @@ resolved) and dynamically (importing every runtime module in a fresh interpreter
 ``gfm_accel.lab`` module).
 """
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from _imports import imports_of
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = "gfm_accel.lab"
@@ -32,22 +33,8 @@ def _runtime_modules() -> dict[str, Path]:
 
 
 def _imports(name: str, path: Path) -> set[str]:
-    """Absolute names of the modules imported by one file."""
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            out.add(mod)
-            out.update(f"{mod}.{a.name}" for a in node.names)
-    return out
+    """Absolute names of the modules imported by one runtime file."""
+    return imports_of(path, name if path.name == "__init__.py" else name.rsplit(".", 1)[0])
 
 
 def test_runtime_modules_found():

@@ -2,10 +2,11 @@
 modules (data, optimizers, training loop, forecasters, schedules) and the tasks never import
 the benchmark runners (gfm_accel.lab.bench)."""
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from _imports import imports_of
 
 LAB = Path(__file__).resolve().parents[2] / "gfm_accel" / "lab"
 BELOW_THE_RUNNERS = ["zoo.py", "demo.py", "datasets.py", "optim.py", "training.py", "forecasters.py", "jumps.py",
@@ -15,21 +16,7 @@ BELOW_THE_RUNNERS = ["zoo.py", "demo.py", "datasets.py", "optim.py", "training.p
 
 def _imports(path: Path, package: str | None = None) -> set[str]:
     """Absolute module names imported by ``path`` (relative imports resolved against ``package``)."""
-    package = package or ".".join(("gfm_accel", "lab", *path.relative_to(LAB).parent.parts))
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")
-            if node.level:
-                base = base[: len(base) - (node.level - 1)]
-                module = ".".join(base + ([node.module] if node.module else []))
-            else:
-                module = node.module or ""
-            out.add(module)
-            out.update(f"{module}.{a.name}" for a in node.names)
-    return out
+    return imports_of(path, package or ".".join(("gfm_accel", "lab", *path.relative_to(LAB).parent.parts)))
 
 
 @pytest.mark.parametrize("name", BELOW_THE_RUNNERS)
