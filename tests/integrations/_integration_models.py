@@ -103,3 +103,15 @@ def write_rank_outputs(out_dir: str, rank: int, after_jump: torch.Tensor, final:
               os.path.join(out_dir, f"rank{rank}.safetensors"))
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
         json.dump(record, fh)
+
+
+def tiny_training_args(output_dir, **overrides):
+    """The ``transformers.TrainingArguments`` of the HF tests: CPU, per-epoch eval and logs, no
+    saving, seed 0; ``overrides`` replace any field."""
+    from transformers import TrainingArguments
+
+    base = dict(output_dir=str(output_dir), use_cpu=True, num_train_epochs=5, per_device_train_batch_size=16,
+                per_device_eval_batch_size=8, learning_rate=3e-3, eval_strategy="epoch", save_strategy="no",
+                logging_strategy="epoch", report_to=[], disable_tqdm=True, seed=0)
+    base.update(overrides)
+    return TrainingArguments(**base)

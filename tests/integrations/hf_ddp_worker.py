@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+from transformers import Trainer, TrainerCallback  # noqa: E402
 
 from _integration_models import (  # noqa: E402
     RankDependentForecaster,
@@ -29,6 +29,7 @@ from _integration_models import (  # noqa: E402
     flat_params,
     lm_datasets,
     tiny_gpt2,
+    tiny_training_args,
     write_rank_outputs,
 )
 from gfm_accel.integrations.hf import GFMJump  # noqa: E402
@@ -49,21 +50,8 @@ def main(out_dir: str) -> None:
     train, held_out = lm_datasets(n_train=64, n_eval=16)
     jump = GFMJump(forecaster=RankDependentForecaster(), mode="far", n=2, eval_batches=2, unit="epoch", tolerance=0.01, optimizer_state="reset")
     grab = GrabAfterJump(jump)
-    args = TrainingArguments(
-        output_dir=os.path.join(out_dir, "trainer"),
-        use_cpu=True,
-        ddp_backend="gloo",
-        num_train_epochs=3,
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=4,
-        learning_rate=3e-3,
-        eval_strategy="epoch",
-        save_strategy="no",
-        logging_strategy="epoch",
-        report_to=[],
-        disable_tqdm=True,
-        seed=0,
-    )
+    args = tiny_training_args(os.path.join(out_dir, "trainer"), ddp_backend="gloo", num_train_epochs=3,
+                              per_device_train_batch_size=8, per_device_eval_batch_size=4)
     trainer = Trainer(model=tiny_gpt2(), args=args, train_dataset=train, eval_dataset=held_out, callbacks=[jump, grab])
     trainer.train()
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1

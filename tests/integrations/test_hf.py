@@ -12,7 +12,7 @@ pytest.importorskip("accelerate")
 
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
-from _integration_models import flat_params, lm_datasets, tiny_gpt2  # noqa: E402
+from _integration_models import flat_params, lm_datasets, tiny_gpt2, tiny_training_args  # noqa: E402
 from gfm_accel.forecast.simple import LinearExtrapolationForecaster  # noqa: E402
 from gfm_accel.integrations.hf import STATE_FILE, GFMJump  # noqa: E402
 
@@ -77,23 +77,7 @@ class ConstantForecaster:
 
 
 def _args(out, **kw) -> TrainingArguments:
-    base = dict(
-        output_dir=str(out),
-        use_cpu=True,
-        num_train_epochs=5,
-        per_device_train_batch_size=16,
-        per_device_eval_batch_size=8,
-        learning_rate=3e-3,
-        eval_strategy="epoch",
-        save_strategy="no",
-        logging_strategy="epoch",
-        report_to=[],
-        disable_tqdm=True,
-        seed=0,
-        data_seed=0,
-    )
-    base.update(kw)
-    return TrainingArguments(**base)
+    return tiny_training_args(out, **{"data_seed": 0, **kw})
 
 
 def _trainer(out, callbacks, model=None, **kw) -> Trainer:
