@@ -258,6 +258,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(issue 14): time to a tuned baseline's target, every competitor "
                              "(docs/acceleration_tuned.md)")
     parser.add_argument("--workers", type=int, default=2, help="tuned: single-threaded worker processes (default 2)")
+    parser.add_argument("--journal", type=Path, default=None,
+                        help="tuned: append each finished run to this JSON-lines file and reuse the runs already "
+                             "in it (a killed run resumes; the same plan only)")
     parser.add_argument("--steps", type=int, default=None, help="tuned: override every task's budget in optimizer steps")
     parser.add_argument("--no-method-grid", action="store_true",
                         help="tuned: competitors at their recommended settings only (no tuned rows)")

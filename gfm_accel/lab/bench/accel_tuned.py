@@ -73,6 +73,8 @@ __all__ = [
     "TunedPlan",
     "build_plan",
     "jump_config_for",
+    "Journal",
+    "plan_fingerprint",
     "run_jobs",
     "run_tuned",
 ]
@@ -315,17 +317,83 @@ def _recipe_hparams(name: str, total_steps: int) -> dict[str, Any]:
     return {}
 
 
-class _Runner:
-    """Holds the pool and every finished run, keyed by job."""
+def _result_key(res: dict[str, Any]) -> tuple:
+    """The :attr:`Job.key` of a finished run's result dict (as read back from a journal)."""
+    return (res["task"], res["method"], _hp(res["hparams"]), res["schedule"], res["lr"], res["seed"])
 
-    def __init__(self, pool: Any) -> None:
-        self.pool, self.done = pool, {}
+
+def plan_fingerprint(plan: TunedPlan) -> str:
+    """SHA-256 of the plan's JSON: a journal is reused only by the plan that wrote it."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(plan.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Journal:
+    """Finished runs, one JSON line each, appended as they finish: a killed run resumes from it.
+
+    The first line names the plan (:func:`plan_fingerprint`); a journal written by another
+    plan (other tasks, budgets, seeds, grid) is refused rather than mixed in. A line cut short
+    by a kill (the last one) is dropped on reading; every other line must parse.
+
+    Args:
+        path: the journal file (created with its header when missing).
+        plan: the plan of this run.
+
+    Raises:
+        ValueError: the journal belongs to another plan, or a line other than the last is corrupt.
+    """
+
+    def __init__(self, path: str | os.PathLike, plan: TunedPlan) -> None:
+        self.path = Path(path)
+        self.fingerprint = plan_fingerprint(plan)
+        self.runs: list[dict[str, Any]] = []
+        if self.path.exists() and self.path.stat().st_size:
+            lines = self.path.read_text().split("\n")
+            complete, tail = lines[:-1], lines[-1]  # text after the last newline is a cut-off line
+            if tail.strip():
+                logger.warning("journal %s: dropping its last line (cut short)", self.path)
+            header = json.loads(complete[0]) if complete else {}
+            if header.get("plan") != self.fingerprint:
+                raise ValueError(f"journal {self.path} was written by another plan (fingerprint "
+                                 f"{header.get('plan')!r}, this plan {self.fingerprint!r}): pass another --journal "
+                                 "or delete it")
+            for i, line in enumerate(complete[1:], start=2):
+                try:
+                    self.runs.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"journal {self.path}: line {i} is not JSON ({e})") from None
+            if tail.strip():
+                self.path.write_text("\n".join(complete) + "\n")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps({"plan": self.fingerprint}) + "\n")
+
+    def append(self, res: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(res) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class _Runner:
+    """Holds the pool and every finished run, keyed by job (seeded from ``journal`` when given)."""
+
+    def __init__(self, pool: Any, journal: Journal | None = None) -> None:
+        self.pool, self.done, self.journal = pool, {}, journal
+        if journal is not None:
+            self.done = {_result_key(r): r for r in journal.runs}
+            if self.done:
+                logger.info("journal %s: reusing %d finished runs", journal.path, len(self.done))
 
     def run(self, jobs: list[Job]) -> None:
         todo = [j for j in dict.fromkeys(jobs) if j.key not in self.done]
         t0 = time.perf_counter()
-        for job, res in zip(todo, run_jobs(todo, self.pool)):
+        results = map(_execute, todo) if self.pool is None else self.pool.imap(_execute, todo, chunksize=1)
+        for job, res in zip(todo, results):  # imap yields in submission order, as runs finish
             self.done[job.key] = res
+            if self.journal is not None:
+                self.journal.append(res)
         if todo:
             logger.info("%d runs in %.1f s", len(todo), time.perf_counter() - t0)
 
@@ -465,7 +533,7 @@ def run_tuned(args: argparse.Namespace) -> BenchResult:
     ctx = multiprocessing.get_context("fork")
     pool = ctx.Pool(plan.workers, initializer=_init_worker) if plan.workers > 1 else None
     try:
-        runner = _Runner(pool)
+        runner = _Runner(pool, Journal(args.journal, plan) if getattr(args, "journal", None) else None)
         chosen = _tune_baselines(plan, runner)
         recipe_jobs, grid_jobs = {}, {}
         for w in plan.workloads:

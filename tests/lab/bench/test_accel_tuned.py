@@ -93,3 +93,25 @@ def test_quick_protocol_end_to_end(tmp_path):
     assert all(len(r["records"]) == 21 for r in record["results"]["runs"])  # step 0 and every step of 20
     assert (out / "curves_mlp_mnist1d_sgd.png").stat().st_size > 0 and (out / "table.md").exists()
     assert not list(out.glob("*.tmp*"))
+
+
+def test_journal_resumes_a_killed_run_and_refuses_another_plan(tmp_path, monkeypatch):
+    w = HeldoutWorkload("mlp_mnist1d_sgd", total_steps=6, limit=100)
+    plan = build_plan(["mlp_mnist1d_sgd"], steps=6, limit=100)
+    accel_tuned._STATE.update(workloads={w.name: w}, forecasters={})
+    jobs = [Job(w.name, m, hp, "constant", 0.05, 0, "grid") for m, hp in (("plain", ()), ("ema", (("decay", 0.9),)))]
+    path = tmp_path / "j.jsonl"
+    first = accel_tuned._Runner(None, accel_tuned.Journal(path, plan))
+    first.run(jobs)
+    with path.open("a") as f:
+        f.write('{"task": "cut sho')  # a kill in the middle of a line
+    calls = []
+    monkeypatch.setattr(accel_tuned, "_execute", lambda job: calls.append(job) or {})
+    again = accel_tuned._Runner(None, accel_tuned.Journal(path, plan))
+    again.run(jobs)
+    assert calls == []  # both runs came from the journal, the cut line was dropped
+    assert [again.get(j)["records"] for j in jobs] == [json.loads(json.dumps(first.get(j)["records"])) for j in jobs]
+    assert len(path.read_text().splitlines()) == 3  # header + two runs
+    other = build_plan(["mlp_mnist1d_sgd"], steps=7, limit=100)
+    with pytest.raises(ValueError, match="another plan"):
+        accel_tuned.Journal(path, other)
