@@ -37,7 +37,7 @@ tasks (``mlp``/``cnn1d``/``gru``/``vit`` on mnist1d, ``vit``/``cnn1d``/``lstm`` 
 ``stdlib_corpus``), ``resnet_digits`` (a post-activation ResNet with 603k parameters) and the
 fresh test tasks (:mod:`gfm_accel.lab.tasks.fresh`). Where a family must reuse data (digits is
 the only offline 2-D image set), the architecture differs: pre-activation residual blocks at
-widths 8 and 16 (about 6k and 24k parameters) instead of ``resnet_digits``'s post-activation
+widths 8 and 16 (about 5k and 20k parameters) instead of ``resnet_digits``'s post-activation
 ResNet; recurrent nets reading rows or patches instead of one sample per step; a Transformer
 over row tokens with post-norm and mean pooling instead of the patch ViT. The char model reads
 the zoo's own 96-symbol text (five top-level modules, which are also inside ``char_gpt``'s
@@ -528,7 +528,7 @@ def record_run(task: ZooTask, optimizer: str, lr: float, schedule: str, seed: in
 def _write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON through a temporary file and a rename (never half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: shards may write the same file
     tmp.write_text(json.dumps(obj, indent=1, default=float) + "\n")
     tmp.replace(path)
 
