@@ -85,3 +85,16 @@ def test_registered_with_the_tuned_protocol():
     assert plan.to_dict()["workloads"][0]["class"] == "MixerDigits"
     with pytest.raises(ValueError, match="unknown fresh task"):
         fresh_workload("fresh_nothing")
+
+
+@pytest.mark.parametrize("name", list(FRESH_TASKS))
+def test_runs_through_the_tuned_runners_curve(name):
+    from gfm_accel.lab.bench.curves import run_curve
+    from gfm_accel.lab.methods import build_method
+
+    w = fresh_workload(name, steps=4)
+    make = lambda p: build_optimizer(w.optimizer, p, w.lr, weight_decay=w.weight_decay)  # noqa: E731
+    method = "schedulefree" if name == "fresh_dwconv_packages" else "plain"  # BatchNorm: Schedule-Free recomputes it
+    curve = run_curve(w.build(0), build_method(method), make, total_steps=4, schedule=w.schedule, warmup=w.warmup,
+                      eval_every=2)
+    assert [r[0] for r in curve.records] == [0, 2, 4] and all(torch.isfinite(torch.tensor([r[2] for r in curve.records])))
