@@ -58,6 +58,7 @@ from ..methods import METHODS, Jump, build_method
 from ..methods.ema import EMA
 from ..optim import build_optimizer
 from ..tasks.char_gpt import CharGPT
+from ..tasks.fresh import FRESH_TASKS, fresh_workload
 from ..tasks.heldout import HELDOUT_NAMES, HeldoutWorkload
 from ..tasks.resnet import ResNetTask
 from ..tasks.workload import WorkloadConfig
@@ -225,7 +226,9 @@ def _workload(name: str, *, steps: int | None, limit: int | None) -> WorkloadCon
         return CharGPT(**kw)
     if name == "resnet_digits":
         return ResNetTask(**kw)
-    raise ValueError(f"unknown tuned task {name!r}; choose from {[*HELDOUT_NAMES, *LARGE_TASKS]}")
+    if name in FRESH_TASKS:
+        return fresh_workload(name, steps)
+    raise ValueError(f"unknown tuned task {name!r}; choose from {[*HELDOUT_NAMES, *LARGE_TASKS, *FRESH_TASKS]}")
 
 
 def build_plan(tasks: Sequence[str] | None = None, *, quick: bool = False, steps: int | None = None,
