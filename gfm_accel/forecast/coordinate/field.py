@@ -96,15 +96,15 @@ class CoordinateField(nn.Module):
         """Add round 2 (``pooled=2``): ``static + pool2_in(pooled)``, pooled ``(B, C, 5 H + 2)``."""
         return static + self.pool2_in(pooled)
 
-    def context(self, coord: Tensor, tensor_ctx: Tensor, tid: Tensor, pooled: Tensor | None = None) -> Tensor:
+    def context(self, coord: Tensor, tensor_ctx: Tensor, tid: Tensor) -> Tensor:
         """Static (x- and t-independent) pre-activation of C coordinates.
 
         Args:
-            coord: ``(B, C, history + 1)`` coordinate inputs.
+            coord: ``(B, C, history + 1)`` coordinate inputs; for ``pooled >= 1`` fields
+                ``(B, C, 6 (history + 1) + 2)``: those followed by their round-1 pooled inputs
+                (:func:`.pooled.gather` with ``lead=True``).
             tensor_ctx: ``(B, K, H)`` from :meth:`tensor_context`.
             tid: ``(C,)`` or ``(B, C)`` tensor index of each coordinate.
-            pooled: ``(B, C, 5 (history + 1) + 2)`` round-1 pooled inputs
-                (:func:`.pooled.gather`), for ``pooled >= 1`` fields.
 
         Returns:
             ``(B, C, H)``.
@@ -118,12 +118,14 @@ class CoordinateField(nn.Module):
             gathered = torch.gather(tensor_ctx, 1, tid.unsqueeze(-1).expand(b, c, tensor_ctx.shape[-1]))
         if not self.use_prefix:
             return gathered.expand(b, c, -1)
-        out = self.coord_in(coord) + gathered
-        if self.pooled >= 1:
-            if pooled is None:
-                raise ValueError("this field has pooled >= 1 and needs the pooled inputs of its coordinates")
-            out = out + self.pool_in(pooled)
-        return out
+        if self.pooled == 0:
+            return self.coord_in(coord) + gathered
+        width = self.coord_in.in_features + self.pool_in.in_features
+        if coord.shape[-1] != width:
+            raise ValueError(f"this field has pooled={self.pooled} and reads {width} inputs per coordinate (its own "
+                             f"and their pooled terms), got {coord.shape[-1]}")
+        joint = torch.cat([self.coord_in.weight, self.pool_in.weight], dim=1)  # one product for both parts
+        return nn.functional.linear(coord, joint) + gathered
 
     def velocity(self, base: Tensor, x: Tensor, t: Tensor, t_n: Tensor) -> Tensor:
         """Normalized velocity ``dx/dt`` of C coordinates.

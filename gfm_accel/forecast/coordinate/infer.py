@@ -98,7 +98,7 @@ def forecast(
         if cfg.pooled >= 2:
             def activation(a: int, z: int, idx) -> Tensor:
                 coord = coord_of(a, z, idx.tid)
-                return net.pool_activation(net.context(coord, tctx, idx.tid, gather(pool1, idx, coord)))
+                return net.pool_activation(net.context(gather(pool1, idx, coord, lead=True), tctx, idx.tid))
 
             pool2 = accumulate(layout, chunked(layout, d, chunk, activation), b, cfg.hidden)
     for a in range(0, d, chunk):
@@ -111,7 +111,7 @@ def forecast(
             base = net.context(coord, tctx, tid)
         else:
             idx = layout.index_range(a, z)
-            base = net.context(coord, tctx, tid, gather(pool1, idx, coord))
+            base = net.context(gather(pool1, idx, coord, lead=True), tctx, tid)
             if pool2 is not None:
                 base = net.second_round(base, gather(pool2, idx, net.pool_activation(base)))
         w_n = cols[:, n].contiguous()

@@ -249,8 +249,37 @@ class PoolLayout:
         )
 
     def index_range(self, start: int, stop: int) -> "CoordIndex":
-        """:meth:`index` of the coordinates ``start..stop-1`` (one inference chunk)."""
-        return self.index(torch.arange(start, stop, dtype=torch.long), tensor_ids_for_range(self.ends, start, stop))
+        """:meth:`index` of the coordinates ``start..stop-1`` (one inference chunk).
+
+        A chunk inside one tensor (the common case) is indexed with that tensor's numbers as
+        Python scalars: the same slots, fewer per-coordinate operations.
+        """
+        tid = tensor_ids_for_range(self.ends, start, stop)
+        k = int(tid[0]) if stop > start else -1
+        if k < 0 or k != int(tid[-1]):
+            return self.index(torch.arange(start, stop, dtype=torch.long), tid)
+        offset, ncols, inner = int(self.offsets[k]), int(self.cols[k]), int(self.inner[k])
+        j = torch.arange(start - offset, stop - offset, dtype=torch.long)
+        r = torch.div(j, ncols * inner, rounding_mode="floor")
+        c = torch.remainder(j if inner == 1 else torch.div(j, inner, rounding_mode="floor"), ncols)
+        out_i = c if bool(self.out_col[k]) else r
+        in_i = r if bool(self.in_row[k]) else c
+        zero, sink = self.num_slots, self.num_slots + 1
+        n = stop - start
+
+        def slot(base: int, at: Tensor, missing: int) -> Tensor:
+            return at + base if base >= 0 else torch.full((n,), missing, dtype=torch.long)
+
+        rb, cb, pb, nb = (int(v[k]) for v in (self.row_base, self.col_base, self.prev_base, self.next_base))
+        return CoordIndex(
+            tid=tid,
+            row_acc=slot(rb, r, sink), col_acc=slot(cb, c, sink),
+            row=slot(rb, r, zero), col=slot(cb, c, zero),
+            row_self=torch.tensor(rb < 0), col_self=torch.tensor(cb < 0),
+            prev=slot(pb, in_i, zero), next=slot(nb, out_i, zero),
+            flags=torch.tensor([float(pb >= 0), float(nb >= 0)]).expand(n, 2),
+            single=k,
+        )
 
 
 @dataclass
@@ -261,8 +290,10 @@ class CoordIndex:
         tid: tensor of each coordinate.
         row_acc, col_acc: where its features are summed (the sink slot when not pooled).
         row, col, prev, next: where its terms are read (the zero slot when missing).
-        row_self, col_self: bool, the term is the coordinate's own features.
+        row_self, col_self: bool, the term is the coordinate's own features (0-dim when
+            the same for all).
         flags: ``(..., 2)`` float, previous / next layer available.
+        single: the tensor of every coordinate when they all lie in one, else None.
     """
 
     tid: Tensor
@@ -275,6 +306,7 @@ class CoordIndex:
     prev: Tensor
     next: Tensor
     flags: Tensor
+    single: int | None = None
 
 
 @dataclass
@@ -325,7 +357,10 @@ def accumulate(layout: PoolLayout, chunks: Iterable[tuple[CoordIndex, Tensor]], 
             if bool((at > s).all()):
                 continue  # nothing pooled here (e.g. a chunk of one long vector): skip the sink
             sums = add(sums, at, feats, s + 2)
-        tsums = add(tsums, idx.tid, feats, k)
+        if idx.single is not None and not grad:
+            tsums.view(batch, k, features)[:, idx.single] += feats.sum(dim=1)
+        else:
+            tsums = add(tsums, idx.tid, feats, k)
     sums = sums.view(batch, s + 2, features)
     tsums = tsums.view(batch, k, features)
     counts = torch.cat([layout.counts, torch.ones(2)]).view(1, -1, 1)
@@ -333,16 +368,19 @@ def accumulate(layout: PoolLayout, chunks: Iterable[tuple[CoordIndex, Tensor]], 
     return PoolStats(slots=sums / counts * keep, tensors=tsums / layout.numels.view(1, -1, 1))
 
 
-def gather(stats: PoolStats, idx: CoordIndex, own: Tensor) -> Tensor:
-    """The pooled inputs of C coordinates: ``(B, C, 5 F + 2)``.
+def gather(stats: PoolStats, idx: CoordIndex, own: Tensor, *, lead: bool = False) -> Tensor:
+    """The pooled inputs of C coordinates: ``(B, C, 5 F + 2)`` (``(B, C, 6 F + 2)`` with ``lead``).
 
     Args:
         stats: from :func:`accumulate` (the same features as ``own``).
         idx: the coordinates' slots, ``(C,)`` or ``(B, C)``.
         own: ``(B, C, F)`` their own features (the row/column term where they are alone).
+        lead: put ``own`` first in the same concatenation (what the field's first layer
+            reads: one matrix product instead of two).
 
     Returns:
-        ``[row, column, tensor, previous, next, flag previous, flag next]`` along the last axis.
+        ``[row, column, tensor, previous, next, flag previous, flag next]`` along the last
+        axis, after ``own`` with ``lead``.
     """
     b, c, f = own.shape
 
@@ -357,10 +395,11 @@ def gather(stats: PoolStats, idx: CoordIndex, own: Tensor) -> Tensor:
         return torch.where(alone.unsqueeze(-1), own, term)
 
     flags = idx.flags if idx.flags.dim() == 3 else idx.flags.unsqueeze(0).expand(b, c, -1)
-    return torch.cat([
+    return torch.cat([own] * lead + [
         with_self(take(stats.slots, idx.row), idx.row_self),
         with_self(take(stats.slots, idx.col), idx.col_self),
-        take(stats.tensors, idx.tid),
+        (take(stats.tensors, idx.tid) if idx.single is None
+         else stats.tensors[:, idx.single : idx.single + 1].expand(b, c, f)),
         take(stats.slots, idx.prev),
         take(stats.slots, idx.next),
         flags,

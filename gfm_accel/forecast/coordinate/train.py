@@ -58,10 +58,10 @@ def window_loss(
     tctx = net.tensor_context(batch.tensor_stats, batch.kinds, window_inputs(n, batch.m.float(), history=cfg.history),
                               batch.lr)
     if batch.everything is None:
-        base = net.context(batch.coord, tctx, batch.tid, batch.pooled)
+        base = net.context(batch.coord if batch.pooled is None else batch.pooled, tctx, batch.tid)
     else:  # pooled=2: the second round pools the static activations of every coordinate
         ev = batch.everything
-        static_all = net.context(ev.coord, tctx, ev.index.tid, ev.pooled)  # (B, D, H)
+        static_all = net.context(ev.pooled, tctx, ev.index.tid)  # (B, D, H)
         act_all = net.pool_activation(static_all)
         stats = accumulate(ev.layout, [(ev.index, act_all)], b, static_all.shape[-1])
         pick = ev.sampled.unsqueeze(-1).expand(-1, -1, static_all.shape[-1])

@@ -54,15 +54,13 @@ class AllCoordinates:
     Attributes:
         layout: the source's :class:`~.pooled.PoolLayout`.
         index: slots of all D coordinates, ``(D,)``.
-        coord: ``(B, D, history + 1)`` their coordinate inputs.
-        pooled: ``(B, D, 5 (history + 1) + 2)`` their round-1 pooled inputs.
+        pooled: ``(B, D, 6 (history + 1) + 2)`` their inputs and round-1 pooled inputs.
         sampled: ``(B, C)`` the flat indices of the sampled coordinates.
         sampled_index: their slots, ``(B, C)``.
     """
 
     layout: PoolLayout
     index: CoordIndex
-    coord: Tensor
     pooled: Tensor
     sampled: Tensor
     sampled_index: CoordIndex
@@ -82,7 +80,8 @@ class WindowBatch:
         tid: ``(B, C)`` tensor index of each sampled coordinate.
         line: ``(B, n+1, C)`` and ``(B, C)``: the least-squares line through the prefix at
             ``0..n`` and at ``m`` (``prior="line"``), else None.
-        pooled: ``(B, C, 5 (history + 1) + 2)`` round-1 pooled inputs (``pooled >= 1``), else None.
+        pooled: ``(B, C, 6 (history + 1) + 2)`` the coordinate inputs followed by their round-1
+            pooled inputs (``pooled >= 1``; what the field's first layer reads), else None.
         everything: every coordinate, for round 2 (``pooled = 2``), else None.
         lr: ``(B, num_lr_inputs)`` learning-rate inputs (``schedule_aware``), else None.
     """
@@ -311,10 +310,10 @@ def _pooled_inputs(cfg: CoordinateConfig, src: WindowSource, prefix: Tensor, sca
     with torch.no_grad():  # data, not parameters
         stats = accumulate(layout, chunked(layout, d, cfg.chunk_size, lambda a, z, i: inputs(a, z, i.tid)), b, f)
     sampled = layout.index(coords, tid)
-    pooled = gather(stats, sampled, coord)
+    pooled = gather(stats, sampled, coord, lead=True)
     if cfg.pooled < 2:
         return pooled, None
     every = layout.index_range(0, d)
     coord_all = inputs(0, d, tensor_ids_for_range(layout.ends, 0, d))
-    return pooled, AllCoordinates(layout=layout, index=every, coord=coord_all, pooled=gather(stats, every, coord_all),
+    return pooled, AllCoordinates(layout=layout, index=every, pooled=gather(stats, every, coord_all, lead=True),
                                   sampled=coords, sampled_index=sampled)
