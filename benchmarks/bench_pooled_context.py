@@ -27,12 +27,11 @@ import math
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from bench_coordinate import _peak_rss, _rss  # the one peak-memory probe of the benchmarks
+from bench_coordinate import timed_forecasts  # the one timing and peak-memory probe of the benchmarks
 from gfm_accel.forecast.coordinate import CoordinateBackend
 from gfm_accel.info import machine_line
 from gfm_accel.params import ParamEntry, ParamSpec
@@ -52,21 +51,7 @@ def linear_stack(params: int, layers: int) -> ParamSpec:
 
 def measure(backend: CoordinateBackend, prefix: torch.Tensor, spec: ParamSpec, trials: int) -> dict:
     backend.forecast(prefix, 199, spec)  # warm-up (allocator, first-call costs)
-    times, cpu, extras = [], [], []
-    for _ in range(trials):
-        try:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")  # reset VmHWM to the current RSS
-            resettable = True
-        except OSError:
-            resettable = False
-        base = _rss()
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = backend.forecast(prefix, 199, spec).final
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        extras.append((_peak_rss() - base) if resettable else float("nan"))
-        del out
+    times, cpu, extras = timed_forecasts(backend, prefix, spec, trials)
     return {
         "seconds_mean": statistics.mean(times),
         "seconds_std": statistics.pstdev(times),
