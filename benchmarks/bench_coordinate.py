@@ -217,6 +217,28 @@ def _rss() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def timed_forecasts(backend: CoordinateBackend, prefix: torch.Tensor, spec: ParamSpec,
+                    trials: int) -> tuple[list[float], list[float], list[float]]:
+    """``trials`` forecasts to m = 199: wall seconds, CPU seconds and extra peak RSS bytes of each
+    (the peak over the RSS before the call; NaN where VmHWM cannot be reset)."""
+    times, cpu, extras = [], [], []
+    for _ in range(trials):
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # reset VmHWM to the current RSS
+            resettable = True
+        except OSError:
+            resettable = False
+        base = _rss()
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = backend.forecast(prefix, 199, spec).final
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        extras.append((_peak_rss() - base) if resettable else float("nan"))
+        del out
+    return times, cpu, extras
+
+
 def speed(backend: CoordinateBackend, d_target: int = 10_000_000, trials: int = 3) -> dict:
     width = 1000
     entries, off = [], 0
@@ -233,21 +255,7 @@ def speed(backend: CoordinateBackend, d_target: int = 10_000_000, trials: int = 
     prefix = torch.cat([w0.unsqueeze(0), w0 + torch.cumsum(steps, 0)]).contiguous()  # (5, D)
     del steps, w0
     backend.forecast(prefix[:, :100_000], 199, ParamSpec.flat(100_000))  # warm-up
-    times, cpu, extras = [], [], []
-    for _ in range(trials):
-        try:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")  # reset VmHWM to the current RSS
-            resettable = True
-        except OSError:
-            resettable = False
-        base = _rss()
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = backend.forecast(prefix, 199, spec).final
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        extras.append((_peak_rss() - base) if resettable else float("nan"))
-        del out
+    times, cpu, extras = timed_forecasts(backend, prefix, spec, trials)
     return {
         "D": spec.numel,
         "tensors": len(spec),

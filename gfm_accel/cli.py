@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("gfm_accel.forecast.train_cli", "train a GFM forecaster on trajectory files"),
     "forecast": ("gfm_accel.forecast.forecast_cli", "forecast w_m from the prefixes in a trajectory file"),
     "bench": ("gfm_accel.lab.bench.cli", "run a benchmark (table1, table3, table4, sensitivity, mlp, cifar, accel)"),
+    "zoo": ("gfm_accel.lab.zoo_tuned", "build the forecaster's trajectory zoo (--tuned: at tuned learning rates)"),
     "demo": ("gfm_accel.lab.demo", "train a model plainly and with GFMJump, side by side"),
     "info": ("gfm_accel.info", "print versions and the shipped forecaster's metadata"),
 }

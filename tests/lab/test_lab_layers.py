@@ -9,7 +9,7 @@ import pytest
 from _imports import imports_of
 
 LAB = Path(__file__).resolve().parents[2] / "gfm_accel" / "lab"
-BELOW_THE_RUNNERS = ["zoo.py", "demo.py", "datasets.py", "optim.py", "training.py", "forecasters.py", "jumps.py",
+BELOW_THE_RUNNERS = ["zoo.py", "zoo_tuned.py", "demo.py", "datasets.py", "optim.py", "training.py", "forecasters.py", "jumps.py",
                      *sorted(str(p.relative_to(LAB)) for p in (LAB / "tasks").glob("*.py")),
                      *sorted(str(p.relative_to(LAB)) for p in (LAB / "generate").glob("*.py"))]
 

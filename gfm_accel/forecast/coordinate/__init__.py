@@ -14,7 +14,11 @@ of the observed movement, hence scale-free):
 * its own observed prefix: the last ``history`` normalized steps and ``x_0``;
 * per-tensor statistics (relative movement, last-step ratio, step cosine, log size);
 * a learned embedding of the tensor's layer kind (:data:`gfm_accel.params.LAYER_KINDS`);
-* the window geometry (``t_n = n/m``, ``log(m - n)``, which history steps exist).
+* the window geometry (``t_n = n/m``, ``log(m - n)``, which history steps exist);
+* opt-in, off by default (``docs/neuron_interaction.md``): with ``pooled=1`` or ``2`` the row,
+  column, tensor and adjacent-layer means of those inputs (NFN-style neuron interaction,
+  :mod:`.pooled`); with ``schedule_aware=True`` the learning-rate profile of the window and
+  the horizon (:func:`.features.lr_inputs`).
 
 The first layer is linear in the concatenation of these inputs, so it is evaluated in parts:
 the per-tensor part once per tensor, the per-coordinate part once per chunk, and only the
@@ -56,7 +60,7 @@ Design choices (and where the paper is ambiguous):
 
 Layout of this subpackage: :mod:`.config` (:class:`CoordinateConfig`), :mod:`.features` (the
 per-tensor frame and the network inputs), :mod:`.field` (:class:`CoordinateField`),
-:mod:`.windows` (training-window sampling), :mod:`.train` (loss and the DDP training loop),
+:mod:`.pooled` (the pooled context of ``pooled >= 1``), :mod:`.windows` (training-window sampling), :mod:`.train` (loss and the DDP training loop),
 :mod:`.infer` (chunked inference) and :mod:`.backend` (:class:`CoordinateBackend`, what
 :class:`~gfm_accel.forecast.forecaster.GFMForecaster` talks to).
 

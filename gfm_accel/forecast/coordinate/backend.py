@@ -112,11 +112,16 @@ class CoordinateBackend:
 
     # ------------------------------------------------------------------- inference
     def forecast(
-        self, prefix: Tensor, m: int, spec: ParamSpec | None = None, *, return_states: bool = False
+        self, prefix: Tensor, m: int, spec: ParamSpec | None = None, *, return_states: bool = False,
+        lr_profile: Tensor | None = None,
     ) -> ODEResult:
         """Forecast ``w_m`` from ``w_0..w_n`` ``(B, n+1, D)`` or ``(n+1, D)``; see :func:`.infer.forecast`.
+
+        ``lr_profile`` (``(m+1,)`` or ``(B, m+1)`` summed learning rate per snapshot interval)
+        is read by ``schedule_aware`` forecasters only.
 
         Returns:
             An :class:`~gfm_accel.flow.solver.ODEResult` with ``final`` ``(B, D)``.
         """
-        return infer.forecast(self.net, self.config, prefix, m, spec, return_states=return_states)
+        return infer.forecast(self.net, self.config, prefix, m, spec, return_states=return_states,
+                              lr_profile=lr_profile)

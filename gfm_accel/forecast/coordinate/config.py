@@ -54,6 +54,15 @@ class CoordinateConfig(FieldOptions):
             ``"absolute"`` (the paper's plain average).
         prior: ``"last"`` (the paper: the flow starts at ``w_n``) or ``"line"`` (the flow
             corrects the least-squares line through the prefix; see :mod:`gfm_accel.forecast.coordinate`).
+        pooled: rounds of neuron interaction (NFN-style pooled context, :mod:`.pooled`):
+            0 (default: each coordinate sees only its own window and its tensor's statistics,
+            the model of the shipped file, bit for bit), 1 (its inputs also get linear maps of
+            the row, column and tensor means of the per-coordinate inputs and of the adjacent
+            layers' matching terms) or 2 (a second round pools the first layer's static
+            activations the same way). Needs ``condition="prefix"``.
+        schedule_aware: the field also sees the learning-rate profile of the window and the
+            horizon (scale-free, :func:`.features.lr_inputs`). Training data must hold
+            ``"lr_sum"``; at inference it comes as ``forecast(..., lr_profile=...)``.
 
     Example:
         >>> cfg = CoordinateConfig(hidden=16)
@@ -85,6 +94,8 @@ class CoordinateConfig(FieldOptions):
     lr: float = 1e-3
     loss_weighting: str = "relative"
     prior: str = "last"
+    pooled: int = 0
+    schedule_aware: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -98,6 +109,13 @@ class CoordinateConfig(FieldOptions):
             raise ValueError(f"unknown loss_weighting {self.loss_weighting!r}; expected 'relative' or 'absolute'")
         if self.prior not in ("last", "line"):
             raise ValueError(f"unknown prior {self.prior!r}; expected 'last' or 'line'")
+        if isinstance(self.pooled, bool) or self.pooled not in (0, 1, 2):
+            raise ValueError(f"pooled must be 0, 1 or 2 (rounds of neuron interaction), got {self.pooled!r}")
+        if self.pooled and self.condition != "prefix":
+            raise ValueError(f"pooled={self.pooled} pools the coordinates' own inputs and needs condition='prefix', "
+                             f"got condition={self.condition!r}")
+        if not isinstance(self.schedule_aware, bool):
+            raise ValueError(f"schedule_aware must be True or False, got {self.schedule_aware!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; expected one of {sorted(ACTIVATIONS)}")
         for name in ("kind_dim", "history", "chunk_size", "coords_per_window", "epochs", "batch_size"):

@@ -49,6 +49,9 @@ __all__ = [
     "coordinate_inputs",
     "window_inputs",
     "tensor_ids_for_range",
+    "num_lr_inputs",
+    "lr_inputs",
+    "lr_profile_inputs",
 ]
 
 #: Number of scale-free statistics per tensor (see :func:`tensor_statistics`).
@@ -183,3 +186,89 @@ def window_inputs(n: int, m: Tensor, *, history: int = 4) -> Tensor:
     m = m.float().reshape(-1)
     avail = torch.tensor([1.0 if n >= j else 0.0 for j in range(1, history + 1)]).expand(m.shape[0], history)
     return torch.cat([(n / m).unsqueeze(-1), (torch.log(m - n) / 5.0).unsqueeze(-1), avail], dim=-1)
+
+
+#: Largest |log ratio| of the learning-rate inputs (ratios beyond e^8 are clipped).
+_LR_LOG_CLIP = 8.0
+
+
+def num_lr_inputs(history: int) -> int:
+    """Number of learning-rate inputs per window (:func:`lr_inputs`): ``2 + history``."""
+    return 2 + history
+
+
+def lr_inputs(window: Tensor, horizon_sum: Tensor, horizon_last: Tensor, horizon_len: Tensor, *,
+              history: int = 4) -> Tensor:
+    """Scale-free learning-rate profile of B windows (``schedule_aware=True``): ``(B, 2 + history)``.
+
+    ``L_i`` is the summed learning rate over the optimizer steps between snapshots ``i - 1``
+    and ``i`` of the window frame; the window's intervals are ``i = 1..n``, the horizon's
+    ``n+1..m``. With ``L_bar`` the mean of ``L_1..L_n``, the columns are
+
+    * ``log(mean(L_{n+1..m}) / L_bar)``: how much ground the horizon covers per snapshot
+      relative to the window (0 for a constant schedule, negative for a decaying one);
+    * ``log(L_m / L_bar)``: the last horizon interval (how far the schedule has decayed at m);
+    * ``log(L_{n-j+1} / L_bar)`` for ``j = 1..history``: the window's own shape (0 where ``j > n``),
+
+    each clipped to ``[-8, 8]`` and divided by 4 like the other inputs. Only ratios enter, so
+    multiplying every learning rate by ``c > 0`` changes nothing. Without a reference
+    (``n = 0`` or ``L_bar = 0``) every column is 0, as for a constant schedule.
+
+    Args:
+        window: ``(B, n)`` ``L_1..L_n``.
+        horizon_sum: ``(B,)`` ``L_{n+1} + .. + L_m``.
+        horizon_last: ``(B,)`` ``L_m``.
+        horizon_len: ``(B,)`` ``m - n``.
+        history: as in :func:`coordinate_inputs`.
+
+    Example:
+        >>> lr_inputs(torch.ones(1, 2), torch.tensor([2.0]), torch.tensor([1.0]), torch.tensor([2.0]),
+        ...           history=2).tolist()
+        [[0.0, 0.0, 0.0, 0.0]]
+    """
+    window = window.double()
+    b, n = window.shape
+    out = torch.zeros(b, num_lr_inputs(history), dtype=torch.float64)
+    if n == 0:
+        return out.float()
+    ref = window.mean(dim=-1)
+    ok = ref > 0
+    safe = torch.where(ok, ref, torch.ones_like(ref)).unsqueeze(-1)
+    lo, hi = math.exp(-_LR_LOG_CLIP), math.exp(_LR_LOG_CLIP)
+    k = min(history, n)
+    ratios = torch.cat([
+        (horizon_sum.double() / horizon_len.double()).unsqueeze(-1),
+        horizon_last.double().unsqueeze(-1),
+        window.flip(-1)[:, :k],  # L_n, L_{n-1}, ...
+    ], dim=-1) / safe
+    out[:, : 2 + k] = torch.log(ratios.clamp(lo, hi)) / 4.0
+    out[~ok] = 0.0
+    return out.float()
+
+
+def lr_profile_inputs(lr_profile: Tensor, n: int, m: int, batch: int, *, history: int = 4) -> Tensor:
+    """:func:`lr_inputs` from a window's summed learning rates at inference.
+
+    Args:
+        lr_profile: ``(m+1,)`` or ``(B, m+1)``: entry ``t`` is the summed base learning rate
+            over the optimizer steps between snapshots ``t - 1`` and ``t`` of the window frame
+            (entry 0 is unused), the layout of a trajectory file's ``"lr_sum"``; entries
+            ``n+1..m`` are the future (e.g. from a copy of the scheduler).
+        n, m: the window; batch: B.
+
+    Raises:
+        ValueError: wrong shape, or negative / non-finite entries.
+    """
+    p = torch.as_tensor(lr_profile).detach().cpu().double()
+    if p.dim() == 1:
+        p = p.unsqueeze(0).expand(batch, -1)
+    if p.dim() != 2 or p.shape[0] != batch or p.shape[1] != m + 1:
+        raise ValueError(f"lr_profile must have shape (m+1,) or (B, m+1) = ({m + 1},) or ({batch}, {m + 1}): "
+                         f"one summed learning rate per snapshot interval of the window frame; "
+                         f"got {tuple(p.shape)}")
+    body = p[:, 1:]
+    if not bool(torch.isfinite(body).all()) or bool((body < 0).any()):
+        raise ValueError("lr_profile must hold finite, non-negative summed learning rates")
+    horizon = p[:, n + 1 : m + 1]
+    return lr_inputs(p[:, 1 : n + 1], horizon.sum(dim=-1), p[:, m], torch.full((batch,), float(m - n)),
+                     history=history)

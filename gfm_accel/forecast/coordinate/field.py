@@ -8,7 +8,8 @@ from torch import Tensor, nn
 from ...params import LAYER_KINDS
 from .._modules import build_module
 from .config import CoordinateConfig
-from .features import NUM_TENSOR_STATS
+from .features import NUM_TENSOR_STATS, num_lr_inputs
+from .pooled import pool_width
 
 __all__ = ["CoordinateField", "new_field"]
 
@@ -21,6 +22,14 @@ class CoordinateField(nn.Module):
     Equivalent to an MLP over the concatenation ``[coord inputs, tensor stats, kind
     embedding, window inputs, x, t, (t - t_n)/(1 - t_n)]`` with ``depth`` hidden layers of
     width ``hidden``; its first layer is split by how often each part changes.
+
+    Opt-in parts (absent from the module, hence from its state dict, when off; created after
+    every default part, so the default parts draw the same initial weights either way):
+    ``pool_in`` (``pooled >= 1``: the pooled inputs of :mod:`.pooled` into the first layer),
+    ``pool2_in`` (``pooled = 2``: the pooled static activations, a second round) and
+    ``lr_in`` (``schedule_aware``: the window's learning-rate inputs, per window). They start
+    at zero, so a fresh field with them computes what the same field without them does,
+    and training grows them from there.
 
     Example:
         >>> f = CoordinateField(CoordinateConfig(hidden=8))
@@ -46,14 +55,27 @@ class CoordinateField(nn.Module):
         with torch.no_grad():
             self.out.weight.mul_(0.1)
             self.out.bias.zero_()
+        self.pooled = int(config.pooled)
+        if self.pooled >= 1:
+            self.pool_in = nn.Linear(pool_width(config.history + 1), h, bias=False)
+        if self.pooled >= 2:
+            self.pool2_in = nn.Linear(pool_width(h), h, bias=False)
+        if config.schedule_aware:
+            self.lr_in = nn.Linear(num_lr_inputs(config.history), h, bias=False)
+        with torch.no_grad():
+            for name in ("pool_in", "pool2_in", "lr_in"):
+                if hasattr(self, name):
+                    getattr(self, name).weight.zero_()
 
-    def tensor_context(self, stats: Tensor, kinds: Tensor, window: Tensor) -> Tensor:
+    def tensor_context(self, stats: Tensor, kinds: Tensor, window: Tensor, lr: Tensor | None = None) -> Tensor:
         """Per-tensor part of the first layer.
 
         Args:
             stats: ``(B, K, NUM_TENSOR_STATS)`` tensor statistics.
             kinds: ``(K,)`` layer-kind ids.
             window: ``(B, 2 + history)`` window inputs.
+            lr: ``(B, num_lr_inputs)`` learning-rate inputs (``schedule_aware`` fields only;
+                None there means a constant schedule, all zeros).
 
         Returns:
             ``(B, K, H)``.
@@ -61,13 +83,26 @@ class CoordinateField(nn.Module):
         b, k, _ = stats.shape
         emb = self.kind_emb(kinds).unsqueeze(0).expand(b, k, -1)
         win = window.unsqueeze(1).expand(b, k, -1)
-        return self.tensor_in(torch.cat([stats, emb, win], dim=-1))
+        out = self.tensor_in(torch.cat([stats, emb, win], dim=-1))
+        if lr is not None and hasattr(self, "lr_in"):
+            out = out + self.lr_in(lr).unsqueeze(1)
+        return out
+
+    def pool_activation(self, static: Tensor) -> Tensor:
+        """What round 2 pools: the activation of the static pre-activation, ``(B, C, H)``."""
+        return self.act(static)
+
+    def second_round(self, static: Tensor, pooled: Tensor) -> Tensor:
+        """Add round 2 (``pooled=2``): ``static + pool2_in(pooled)``, pooled ``(B, C, 5 H + 2)``."""
+        return static + self.pool2_in(pooled)
 
     def context(self, coord: Tensor, tensor_ctx: Tensor, tid: Tensor) -> Tensor:
         """Static (x- and t-independent) pre-activation of C coordinates.
 
         Args:
-            coord: ``(B, C, history + 1)`` coordinate inputs.
+            coord: ``(B, C, history + 1)`` coordinate inputs; for ``pooled >= 1`` fields
+                ``(B, C, 6 (history + 1) + 2)``: those followed by their round-1 pooled inputs
+                (:func:`.pooled.gather` with ``lead=True``).
             tensor_ctx: ``(B, K, H)`` from :meth:`tensor_context`.
             tid: ``(C,)`` or ``(B, C)`` tensor index of each coordinate.
 
@@ -83,7 +118,14 @@ class CoordinateField(nn.Module):
             gathered = torch.gather(tensor_ctx, 1, tid.unsqueeze(-1).expand(b, c, tensor_ctx.shape[-1]))
         if not self.use_prefix:
             return gathered.expand(b, c, -1)
-        return self.coord_in(coord) + gathered
+        if self.pooled == 0:
+            return self.coord_in(coord) + gathered
+        width = self.coord_in.in_features + self.pool_in.in_features
+        if coord.shape[-1] != width:
+            raise ValueError(f"this field has pooled={self.pooled} and reads {width} inputs per coordinate (its own "
+                             f"and their pooled terms), got {coord.shape[-1]}")
+        joint = torch.cat([self.coord_in.weight, self.pool_in.weight], dim=1)  # one product for both parts
+        return nn.functional.linear(coord, joint) + gathered
 
     def velocity(self, base: Tensor, x: Tensor, t: Tensor, t_n: Tensor) -> Tensor:
         """Normalized velocity ``dx/dt`` of C coordinates.

@@ -16,8 +16,9 @@ from ...params import ParamSpec
 from ..base import as_batch
 from ..simple import line_through
 from .config import CoordinateConfig
-from .features import coordinate_inputs, tensor_ids_for_range, tensor_statistics, window_inputs
+from .features import coordinate_inputs, lr_profile_inputs, tensor_ids_for_range, tensor_statistics, window_inputs
 from .field import CoordinateField, new_field
+from .pooled import PoolLayout, accumulate, chunked, gather
 
 __all__ = ["forecast"]
 
@@ -31,6 +32,7 @@ def forecast(
     spec: ParamSpec | None = None,
     *,
     return_states: bool = False,
+    lr_profile: Tensor | None = None,
 ) -> ODEResult:
     """Forecast ``w_m`` from ``w_0..w_n``, chunk by chunk over the coordinates.
 
@@ -44,6 +46,13 @@ def forecast(
         return_states: also return the ODE states (memory ``S x B x D``; small D only). With
             ``prior="line"`` they are the residual flow (``w_n`` plus the correction); the line's
             ``L(m)`` is added to ``final`` only.
+        lr_profile: ``(m+1,)`` or ``(B, m+1)`` summed learning rate per snapshot interval of
+            the window frame (see :func:`.features.lr_profile_inputs`), read by
+            ``schedule_aware`` fields; None = a constant schedule. Other fields ignore it.
+
+    With ``pooled >= 1`` the pooled statistics are computed first, chunk by chunk (round 1:
+    the coordinate inputs; round 2: also the static activations), then gathered per chunk
+    in the forecasting pass; see :mod:`.pooled`.
 
     Returns:
         An :class:`~gfm_accel.flow.solver.ODEResult` whose ``final`` is ``(B, D)`` float32 on
@@ -68,18 +77,43 @@ def forecast(
     stats = tensor_statistics(batch, spec, floor_rel=cfg.floor_rel)
     m_t = torch.full((b,), float(m))
     t_n = n / m_t
-    tctx = net.tensor_context(stats.features, stats.kinds, window_inputs(n, m_t, history=cfg.history))
+    lr = None
+    if cfg.schedule_aware and lr_profile is not None:
+        lr = lr_profile_inputs(lr_profile, n, m, b, history=cfg.history)
+    tctx = net.tensor_context(stats.features, stats.kinds, window_inputs(n, m_t, history=cfg.history), lr)
     out = torch.empty(b, d, dtype=torch.float32)
     chunk = max(1, cfg.chunk_size // b)
     steps, stopped = 0, False
     all_states: list[Tensor] = []
     times = None
+
+    def coord_of(a: int, z: int, tid: Tensor) -> Tensor:
+        return coordinate_inputs(batch[:, :, a:z], stats.scale[:, tid], history=cfg.history, clip=cfg.clip)
+
+    layout = pool1 = pool2 = None
+    if cfg.pooled:
+        layout = PoolLayout.from_spec(spec)
+        f = cfg.history + 1
+        pool1 = accumulate(layout, chunked(layout, d, chunk, lambda a, z, idx: coord_of(a, z, idx.tid)), b, f)
+        if cfg.pooled >= 2:
+            def activation(a: int, z: int, idx) -> Tensor:
+                coord = coord_of(a, z, idx.tid)
+                return net.pool_activation(net.context(gather(pool1, idx, coord, lead=True), tctx, idx.tid))
+
+            pool2 = accumulate(layout, chunked(layout, d, chunk, activation), b, cfg.hidden)
     for a in range(0, d, chunk):
         z = min(d, a + chunk)
         tid = tensor_ids_for_range(stats.ends, a, z)
         cols = batch[:, :, a:z]
         scale = stats.scale[:, tid]
-        base = net.context(coordinate_inputs(cols, scale, history=cfg.history, clip=cfg.clip), tctx, tid)
+        coord = coord_of(a, z, tid)
+        if layout is None:
+            base = net.context(coord, tctx, tid)
+        else:
+            idx = layout.index_range(a, z)
+            base = net.context(gather(pool1, idx, coord, lead=True), tctx, tid)
+            if pool2 is not None:
+                base = net.second_round(base, gather(pool2, idx, net.pool_activation(base)))
         w_n = cols[:, n].contiguous()
 
         def field_fn(w: Tensor, t: Tensor, base=base, w_n=w_n, scale=scale) -> Tensor:

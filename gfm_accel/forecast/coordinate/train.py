@@ -23,6 +23,7 @@ from ...trajectories import Trajectories
 from .config import CoordinateConfig
 from .features import window_inputs
 from .field import CoordinateField, new_field
+from .pooled import accumulate, gather
 from .windows import WindowBatch, prepare_sources, sample_batch
 
 __all__ = ["window_loss", "train_field"]
@@ -54,8 +55,18 @@ def window_loss(
     b, n1, _ = batch.prefix.shape
     n = n1 - 1
     t_n = n / batch.m.float()
-    tctx = net.tensor_context(batch.tensor_stats, batch.kinds, window_inputs(n, batch.m.float(), history=cfg.history))
-    base = net.context(batch.coord, tctx, batch.tid)
+    tctx = net.tensor_context(batch.tensor_stats, batch.kinds, window_inputs(n, batch.m.float(), history=cfg.history),
+                              batch.lr)
+    if batch.everything is None:
+        base = net.context(batch.coord if batch.pooled is None else batch.pooled, tctx, batch.tid)
+    else:  # pooled=2: the second round pools the static activations of every coordinate
+        ev = batch.everything
+        static_all = net.context(ev.pooled, tctx, ev.index.tid)  # (B, D, H)
+        act_all = net.pool_activation(static_all)
+        stats = accumulate(ev.layout, [(ev.index, act_all)], b, static_all.shape[-1])
+        pick = ev.sampled.unsqueeze(-1).expand(-1, -1, static_all.shape[-1])
+        static, act = torch.gather(static_all, 1, pick), torch.gather(act_all, 1, pick)
+        base = net.second_round(static, gather(stats, ev.sampled_index, act))
 
     def field_fn(x: Tensor, t: Tensor) -> Tensor:
         return net.velocity(base, x, t, t_n)

@@ -6,6 +6,16 @@ and a start index, and finally a random subset of coordinates per window; so one
 serves any ``(n, m)``. ``windows=False`` uses the paper's fixed ``(w_0..w_n -> w_m)``. Every
 draw comes from the given ``torch.Generator`` (never the global RNG).
 
+Opt-in inputs, computed here without drawing from the generator (so the default batches
+are unchanged): with ``pooled >= 1`` the pooled statistics of :mod:`.pooled` over the
+whole window (every coordinate of the window's tensors, not only the sampled ones); with
+``pooled = 2`` also every coordinate's inputs, since the second round pools the field's
+own activations (memory ``B x D x (6 (history + 1) + 2)`` floats per batch); with
+``schedule_aware`` the window's learning-rate inputs (:func:`.features.lr_inputs`) from the
+trajectory file's ``"lr_sum"`` ``(N, T)``: ``lr_sum[i, t]`` is the summed base learning rate
+over the optimizer steps between snapshots ``t - 1`` and ``t`` (``lr_sum[:, 0]`` unused), so
+a window with stride ``r`` sums ``r`` of them per interval.
+
 Example:
     >>> from gfm_accel.trajectories import Trajectories
     >>> cfg = CoordinateConfig(coords_per_window=8)
@@ -28,9 +38,32 @@ from ...params import ParamSpec
 from ...trajectories import Trajectories
 from ..simple import line_through
 from .config import CoordinateConfig
-from .features import coordinate_inputs, tensor_statistics
+from .features import coordinate_inputs, lr_inputs, tensor_ids_for_range, tensor_statistics
+from .pooled import CoordIndex, PoolLayout, accumulate, chunked, gather
 
-__all__ = ["WindowBatch", "WindowSource", "prepare_sources", "window_plan", "sample_batch"]
+__all__ = ["WindowBatch", "AllCoordinates", "WindowSource", "prepare_sources", "window_plan", "sample_batch"]
+
+#: The trajectory-file tensor that ``schedule_aware`` training reads (``Trajectories.extra``).
+LR_SUM = "lr_sum"
+
+
+@dataclass
+class AllCoordinates:
+    """Every coordinate of B windows, for the second pooling round (``pooled = 2``).
+
+    Attributes:
+        layout: the source's :class:`~.pooled.PoolLayout`.
+        index: slots of all D coordinates, ``(D,)``.
+        pooled: ``(B, D, 6 (history + 1) + 2)`` their inputs and round-1 pooled inputs.
+        sampled: ``(B, C)`` the flat indices of the sampled coordinates.
+        sampled_index: their slots, ``(B, C)``.
+    """
+
+    layout: PoolLayout
+    index: CoordIndex
+    pooled: Tensor
+    sampled: Tensor
+    sampled_index: CoordIndex
 
 
 @dataclass
@@ -47,6 +80,10 @@ class WindowBatch:
         tid: ``(B, C)`` tensor index of each sampled coordinate.
         line: ``(B, n+1, C)`` and ``(B, C)``: the least-squares line through the prefix at
             ``0..n`` and at ``m`` (``prior="line"``), else None.
+        pooled: ``(B, C, 6 (history + 1) + 2)`` the coordinate inputs followed by their round-1
+            pooled inputs (``pooled >= 1``; what the field's first layer reads), else None.
+        everything: every coordinate, for round 2 (``pooled = 2``), else None.
+        lr: ``(B, num_lr_inputs)`` learning-rate inputs (``schedule_aware``), else None.
     """
 
     prefix: Tensor
@@ -57,6 +94,9 @@ class WindowBatch:
     kinds: Tensor
     tid: Tensor
     line: tuple[Tensor, Tensor] | None = None
+    pooled: Tensor | None = None
+    everything: AllCoordinates | None = None
+    lr: Tensor | None = None
 
 
 @dataclass
@@ -66,17 +106,40 @@ class WindowSource:
     Attributes:
         weights: ``(N, T, D)`` float32 snapshots.
         spec: layout of D.
+        lr_cum: ``(N, T)`` float64 cumulative summed learning rate (``schedule_aware``), else None:
+            ``lr_cum[i, b] - lr_cum[i, a]`` is the summed lr between snapshots a and b.
+        layout: the pooling layout of ``spec`` (``pooled >= 1``), else None.
         offsets, numels: ``(K,)`` int64 start offset and size of each tensor (derived).
     """
 
     weights: Tensor
     spec: ParamSpec
+    lr_cum: Tensor | None = None
+    layout: PoolLayout | None = None
     offsets: Tensor = field(init=False)
     numels: Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         self.offsets = torch.tensor([e.offset for e in self.spec.entries], dtype=torch.long)
         self.numels = torch.tensor([e.numel for e in self.spec.entries], dtype=torch.long)
+
+
+def _lr_cumulative(tr: Trajectories, i: int) -> Tensor:
+    """``(N, T)`` float64 cumulative ``"lr_sum"`` of trajectory set ``i``, checked."""
+    where = f"trajectory set {i}" + (f" ({tr.path})" if tr.path is not None else "")
+    lr_sum = tr.extra.get(LR_SUM)
+    if lr_sum is None:
+        raise ValueError(f"{where} has no {LR_SUM!r} tensor; schedule_aware=True training needs it: float32 "
+                         f"(N, T), lr_sum[i, t] = summed base learning rate over the optimizer steps between "
+                         f"snapshots t-1 and t (extra tensors present: {sorted(tr.extra)})")
+    if tuple(lr_sum.shape) != (tr.N, tr.T) or not lr_sum.is_floating_point():
+        raise ValueError(f"{where}: {LR_SUM!r} must be a float tensor of shape (N, T) = ({tr.N}, {tr.T}), got "
+                         f"{lr_sum.dtype} {tuple(lr_sum.shape)}")
+    lr_sum = lr_sum.double().clone()
+    lr_sum[:, 0] = 0.0  # unused by the contract
+    if not bool(torch.isfinite(lr_sum).all()) or bool((lr_sum < 0).any()):
+        raise ValueError(f"{where}: {LR_SUM!r} must hold finite, non-negative summed learning rates")
+    return lr_sum.cumsum(dim=1)
 
 
 def _randint(gen: torch.Generator, low: int, high: int) -> int:
@@ -88,7 +151,8 @@ def prepare_sources(data: Sequence[Trajectories], config: CoordinateConfig) -> l
     """Check the trajectory sets against ``config`` and wrap them for sampling.
 
     Raises:
-        ValueError: no data, a spec that does not describe D, or too few snapshots.
+        ValueError: no data, a spec that does not describe D, too few snapshots, or (with
+            ``schedule_aware``) a missing or malformed ``"lr_sum"``.
     """
     if not data:
         raise ValueError("fit needs at least one Trajectories object")
@@ -101,7 +165,9 @@ def prepare_sources(data: Sequence[Trajectories], config: CoordinateConfig) -> l
         if tr.T < need:
             raise ValueError(f"trajectory set {i} has T={tr.T} snapshots; training needs at least {need}"
                              + ("" if config.windows else f" (m={config.m})"))
-        out.append(WindowSource(weights=tr.weights.float(), spec=spec))
+        out.append(WindowSource(weights=tr.weights.float(), spec=spec,
+                                lr_cum=_lr_cumulative(tr, i) if config.schedule_aware else None,
+                                layout=PoolLayout.from_spec(spec) if config.pooled else None))
     return out
 
 
@@ -191,13 +257,63 @@ def sample_batch(
     w_n = cols[:, n]
     norm = (cols - w_n.unsqueeze(1)) / scale.unsqueeze(1)
     prefix = norm[:, : n + 1].clamp(-cfg.clip, cfg.clip)
+    coord = coordinate_inputs(cols[:, : n + 1], scale, history=cfg.history, clip=cfg.clip)
+    pooled, everything = None, None
+    if cfg.pooled:
+        pooled, everything = _pooled_inputs(cfg, src, win[:, : n + 1], stats.scale, coords, tid, coord)
     return WindowBatch(
         prefix=prefix,
         target=norm[:, n + 1].clamp(-cfg.clip, cfg.clip),
         m=m_t,
-        coord=coordinate_inputs(cols[:, : n + 1], scale, history=cfg.history, clip=cfg.clip),
+        coord=coord,
         tensor_stats=stats.features,
         kinds=stats.kinds,
         tid=tid,
         line=line_through(prefix, m_t, fitted=True) if cfg.prior == "line" else None,
+        pooled=pooled,
+        everything=everything,
+        lr=_window_lr(cfg, src, traj, idx, n, m_t) if cfg.schedule_aware else None,
     )
+
+
+def _window_lr(cfg: CoordinateConfig, src: WindowSource, traj: Tensor, idx: Tensor, n: int, m_t: Tensor) -> Tensor:
+    """``(B, num_lr_inputs)`` learning-rate inputs of B windows (snapshot indices ``idx`` ``(B, n+2)``)."""
+    cum = src.lr_cum[traj]  # (B, T)
+    start = idx[:, :1]
+    stride = torch.div(idx[:, n + 1 :] - start, m_t.unsqueeze(-1), rounding_mode="floor")  # target = start + r m
+
+    def cum_at(i: Tensor) -> Tensor:  # (B, j) window snapshot indices -> (B, j) cumulative lr
+        return torch.gather(cum, 1, start + stride * i)
+
+    marks = cum_at(torch.arange(n + 1).expand(len(traj), -1))  # (B, n+1)
+    end = cum_at(m_t.unsqueeze(-1))[:, 0]
+    last = cum_at(m_t.unsqueeze(-1) - 1)[:, 0]
+    return lr_inputs(marks[:, 1:] - marks[:, :-1], end - marks[:, n], end - last, (m_t - n).double(),
+                     history=cfg.history)
+
+
+def _pooled_inputs(cfg: CoordinateConfig, src: WindowSource, prefix: Tensor, scale: Tensor, coords: Tensor,
+                   tid: Tensor, coord: Tensor) -> tuple[Tensor, AllCoordinates | None]:
+    """Round-1 pooled inputs of the sampled coordinates (and every coordinate, for round 2).
+
+    Args:
+        prefix: ``(B, n+1, D)`` the windows' prefixes; scale: ``(B, K)`` their tensor scales.
+        coords, tid: ``(B, C)`` sampled coordinates and their tensors; coord: their inputs.
+    """
+    layout = src.layout
+    b, _, d = prefix.shape
+    f = cfg.history + 1
+
+    def inputs(a: int, z: int, tids: Tensor) -> Tensor:
+        return coordinate_inputs(prefix[:, :, a:z], scale[:, tids], history=cfg.history, clip=cfg.clip)
+
+    with torch.no_grad():  # data, not parameters
+        stats = accumulate(layout, chunked(layout, d, cfg.chunk_size, lambda a, z, i: inputs(a, z, i.tid)), b, f)
+    sampled = layout.index(coords, tid)
+    pooled = gather(stats, sampled, coord, lead=True)
+    if cfg.pooled < 2:
+        return pooled, None
+    every = layout.index_range(0, d)
+    coord_all = inputs(0, d, tensor_ids_for_range(layout.ends, 0, d))
+    return pooled, AllCoordinates(layout=layout, index=every, pooled=gather(stats, every, coord_all, lead=True),
+                                  sampled=coords, sampled_index=sampled)

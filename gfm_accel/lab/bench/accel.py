@@ -64,6 +64,7 @@ from ..forecasters import FORECASTERS, forecaster_sha256, make_forecaster
 from ...jump import target_m
 from ..jumps import jump_config, parse_schedule
 from ..tasks.accel import ALL_TASKS, SOURCE_TASK, TASKS, TEST_TASKS, VALIDATION_TASKS, AccelTask, train_run
+from ..tasks.fresh import FRESH_TASKS
 from ..training import RunLog, epochs_to_reach
 from .common import BenchResult
 
@@ -285,7 +286,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe-schedules", default=";".join(PROBE_SCHEDULES), help="';'-separated schedules for --probe")
 
 
-TASK_SETS = {"heldout": TASKS, "validation": VALIDATION_TASKS, "test": TEST_TASKS}
+TASK_SETS = {"heldout": TASKS, "validation": VALIDATION_TASKS, "test": TEST_TASKS, "fresh": FRESH_TASKS}
 
 
 def expand_task_names(names: Sequence[str]) -> list[str]:

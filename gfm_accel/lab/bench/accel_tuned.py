@@ -18,8 +18,9 @@ Protocol per task (``docs/acceleration_tuned.md`` gives every choice and its rea
    seeds: ``gfm`` (GFMJump, shipped forecaster, default config), ``linefit`` and ``wnn`` (the
    same jump machinery with those forecasters), ``ema``, ``lookahead``, ``schedulefree``,
    ``outer_nesterov`` at their recommended settings (the *recipe* rows). Where method tuning
-   is on, each competitor's own :attr:`~gfm_accel.lab.methods.Method.GRID` runs on the grid
-   seeds, the point with the lowest median best val loss is chosen (the baseline's rule), and
+   is on, each competitor's own :attr:`~gfm_accel.lab.methods.Method.GRID` (and, for ``gfm``,
+   :data:`JUMP_GRID`: guard tolerance x horizon) runs on the grid seeds, the point with the
+   lowest median best val loss is chosen (the baseline's rule), and
    it runs on the report seeds (the *tuned* rows). The report seeds never select anything.
 4. **Numbers.** Speedup in steps and in wall seconds (all of the method's overhead) to the
    target, as the ratio of medians over the report seeds with a paired bootstrap 90%
@@ -57,6 +58,7 @@ from ..methods import METHODS, Jump, build_method
 from ..methods.ema import EMA
 from ..optim import build_optimizer
 from ..tasks.char_gpt import CharGPT
+from ..tasks.fresh import FRESH_TASKS, fresh_workload
 from ..tasks.heldout import HELDOUT_NAMES, HeldoutWorkload
 from ..tasks.resnet import ResNetTask
 from ..tasks.workload import WorkloadConfig
@@ -73,6 +75,8 @@ __all__ = [
     "TunedPlan",
     "build_plan",
     "jump_config_for",
+    "method_grid",
+    "JUMP_GRID",
     "Journal",
     "plan_fingerprint",
     "run_jobs",
@@ -90,6 +94,10 @@ QUICK_TASKS: tuple[str, ...] = ("mlp_mnist1d", "cnn1d_digits", "mlp_mnist1d_sgd"
 #: The two larger tasks (coarser protocol: 5-point grid, warmup_cosine only, 3 seeds,
 #: competitors at their recommended settings).
 LARGE_TASKS: tuple[str, ...] = ("char_gpt", "resnet_digits")
+#: The jump methods' own grid (the tuned ``gfm`` row, AlgoPerf's "a method may be tuned too"):
+#: the guard's tolerance (0: a jump may not raise the guard loss at all) and the horizon K in
+#: snapshots (30: NiNo-style far jumps). Four points, as Lookahead's grid.
+JUMP_GRID: dict[str, tuple[Any, ...]] = {"tolerance": (0.0, 0.3), "horizon": (10, 30)}
 #: Snapshot count of the wnn source trajectories per run (epochs of the zoo-like source task).
 WNN_SOURCE_EPOCHS = 40
 
@@ -154,6 +162,8 @@ class TunedPlan:
         coarse_seeds: the coarse tasks' grid and report seeds.
         methods: the methods compared (jump methods and competitors).
         tune_methods: run the competitors' own grids (the tuned rows).
+        tune_jumps: jump methods that get :data:`JUMP_GRID` as their own grid too (``wnn`` is
+            fitted for one horizon, so it cannot take part).
         max_widen: most grid widenings per task.
         workers: worker processes.
         wnn_epochs: wnn's training epochs; source_seeds: seeds per optimizer of its source.
@@ -169,6 +179,7 @@ class TunedPlan:
     coarse_seeds: tuple[tuple[int, ...], tuple[int, ...]] = ((0, 1, 2), (100, 101, 102))
     methods: tuple[str, ...] = (*JUMP_METHODS, *COMPETITORS)
     tune_methods: bool = True
+    tune_jumps: tuple[str, ...] = ("gfm",)
     max_widen: int = 4
     workers: int = 2
     wnn_epochs: int | None = None
@@ -191,6 +202,21 @@ class TunedPlan:
         return d
 
 
+def method_grid(method: str) -> list[dict[str, Any]]:
+    """A method's own grid: a competitor's :attr:`~gfm_accel.lab.methods.Method.GRID`, a jump method's :data:`JUMP_GRID`."""
+    if method in JUMP_METHODS:
+        import itertools
+
+        keys = sorted(JUMP_GRID)
+        return [dict(zip(keys, v)) for v in itertools.product(*(JUMP_GRID[k] for k in keys))]
+    return METHODS[method].grid()
+
+
+def _tuned(plan: "TunedPlan", method: str) -> bool:
+    """Whether ``method`` gets its own grid under ``plan``."""
+    return plan.tune_methods and (method in COMPETITORS or method in plan.tune_jumps)
+
+
 def _workload(name: str, *, steps: int | None, limit: int | None) -> WorkloadConfig:
     if name in HELDOUT_NAMES:
         w = HeldoutWorkload(name, limit=limit)
@@ -200,7 +226,9 @@ def _workload(name: str, *, steps: int | None, limit: int | None) -> WorkloadCon
         return CharGPT(**kw)
     if name == "resnet_digits":
         return ResNetTask(**kw)
-    raise ValueError(f"unknown tuned task {name!r}; choose from {[*HELDOUT_NAMES, *LARGE_TASKS]}")
+    if name in FRESH_TASKS:
+        return fresh_workload(name, steps)
+    raise ValueError(f"unknown tuned task {name!r}; choose from {[*HELDOUT_NAMES, *LARGE_TASKS, *FRESH_TASKS]}")
 
 
 def build_plan(tasks: Sequence[str] | None = None, *, quick: bool = False, steps: int | None = None,
@@ -264,7 +292,7 @@ def _factory(w: WorkloadConfig, method: str, lr: float) -> Callable:
 def _method(job: Job):
     hp = dict(job.hparams)
     if job.method in JUMP_METHODS:
-        return Jump(_STATE["forecasters"][job.method], jump_config_for(job.schedule), name=job.method)
+        return Jump(_STATE["forecasters"][job.method], replace(jump_config_for(job.schedule), **hp), name=job.method)
     return build_method(job.method, **hp)
 
 
@@ -322,11 +350,21 @@ def _result_key(res: dict[str, Any]) -> tuple:
     return (res["task"], res["method"], _hp(res["hparams"]), res["schedule"], res["lr"], res["seed"])
 
 
+#: Plan fields that do not change what a given job computes (a journal stays valid across them).
+_NOT_FINGERPRINTED = ("methods", "tune_methods", "tune_jumps", "workers")
+
+
 def plan_fingerprint(plan: TunedPlan) -> str:
-    """SHA-256 of the plan's JSON: a journal is reused only by the plan that wrote it."""
+    """SHA-256 of what decides a job's result: the workloads, seeds, grids and fitting options.
+
+    The methods compared, which of them are tuned and the worker count are left out: a run is
+    fixed by its :class:`Job` and the workloads, so a journal written with fewer methods is
+    reused by a plan with more (only the new runs execute).
+    """
     import hashlib
 
-    return hashlib.sha256(json.dumps(plan.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+    d = {k: v for k, v in plan.to_dict().items() if k not in _NOT_FINGERPRINTED}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Journal:
@@ -442,8 +480,8 @@ def _method_jobs(plan: TunedPlan, w: WorkloadConfig, base: stats.BaselineChoice)
     for m in plan.methods:
         hp = _recipe_hparams(m, w.total_steps) if m in COMPETITORS else {}
         recipe += [mk(m, hp, s, "recipe") for s in report_seeds]
-        if plan.tune_methods and m in COMPETITORS and w.name not in plan.coarse:
-            grid += [mk(m, g, s, "method_grid") for g in METHODS[m].grid() for s in grid_seeds]
+        if _tuned(plan, m) and w.name not in plan.coarse:
+            grid += [mk(m, g, s, "method_grid") for g in method_grid(m) for s in grid_seeds]
     return recipe, grid
 
 
@@ -475,10 +513,10 @@ def _row(label: str, method: str, hparams: dict[str, Any], base_runs: list[dict]
 
 
 def _select(plan: TunedPlan, runner: _Runner, w: WorkloadConfig, base: stats.BaselineChoice, method: str) -> dict[str, Any]:
-    """A competitor's grid point with the lowest median best val loss on the grid seeds (ties: grid order)."""
+    """A method's grid point with the lowest median best val loss on the grid seeds (ties: grid order)."""
     grid_seeds, _ = plan.seeds(w.name)
     scored = []
-    for g in METHODS[method].grid():
+    for g in method_grid(method):
         runs = [runner.get(Job(w.name, method, _hp(g), base.schedule, base.lr, s, "method_grid")) for s in grid_seeds]
         scored.append((_median([stats.best_loss(r["records"]) for r in runs]), g))
     return min(scored, key=lambda t: t[0])[1]
@@ -545,7 +583,7 @@ def run_tuned(args: argparse.Namespace) -> BenchResult:
             if grid_jobs[w.name]:
                 base = chosen[w.name][0]
                 for m in plan.methods:
-                    if m in COMPETITORS:
+                    if _tuned(plan, m):
                         tuned_jobs[w.name][m] = _select(plan, runner, w, base, m)
         runner.run([Job(w.name, m, _hp(g), chosen[w.name][0].schedule, chosen[w.name][0].lr, s, "tuned")
                     for w in plan.workloads for m, g in tuned_jobs[w.name].items() for s in plan.seeds(w.name)[1]])
@@ -573,7 +611,8 @@ def run_tuned(args: argparse.Namespace) -> BenchResult:
                 g = tuned_jobs[w.name][m]
                 trow = _row("tuned", m, g, base_runs, [get(m, g, s, "tuned") for s in report], target, seed=ti)
                 rows.append(trow)
-                summary_rows[m][w.name] = trow
+                if m in COMPETITORS:  # a jump method's headline stays at its defaults (its tuned row is beside it)
+                    summary_rows[m][w.name] = trow
         per_task[w.name] = {
             "protocol": "coarse" if w.name in plan.coarse else "full",
             "recipe": {"optimizer": w.optimizer, "default_lr": w.lr, "weight_decay": w.weight_decay,
@@ -608,7 +647,8 @@ def run_tuned(args: argparse.Namespace) -> BenchResult:
     config = {"protocol": "tuned", "plan": plan.to_dict(), "forecasters": finfo,
               "jump_config": {s: jump_config_for(s).to_dict() for s in ("constant", "warmup_cosine")},
               "selection": ("baseline: lowest median best val loss over the grid seeds (ties: grid order), widened "
-                            "while on an edge; competitors' grids: the same rule on the grid seeds; every reported "
+                            "while on an edge; the methods' own grids (competitors' GRID, gfm's JUMP_GRID): the same rule "
+                            "on the grid seeds; every reported "
                             "row on the report seeds"),
               "schedulefree_base": "AdamW at the recipe's lr for RMSprop/Adagrad recipes (no Schedule-Free variant)",
               "threads_per_worker": 1, "workers": plan.workers, "cpu_count": os.cpu_count()}
@@ -661,7 +701,8 @@ def _table(plan: TunedPlan, per_task: dict, summary: dict, seconds: dict, finfo:
                          f"{r['baseline_val_loss_end']:.4f} → {r['val_loss_end']:.4f} | "
                          f"{r['baseline_val_acc_end']:.3f} → {r['val_acc_end']:.3f} | {'yes' if r['worse'] else 'no'} |")
         lines.append("")
-    lines.append("### Over tasks (summary.json: the tuned row where a method was tuned, else the recipe row)\n")
+    lines.append("### Over tasks (summary.json: a competitor's tuned row where it was tuned, else the recipe row; "
+                 "the jump methods at their defaults)\n")
     lines.append("| method | geomean speedup (steps) | geomean speedup (seconds) | tasks worse | per task (steps) |")
     lines.append("|---|---|---|---|---|")
     for m, s in summary["methods"].items():

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["", ".config", ".features", ".field", ".windows", ".train", ".infer", ".backend"]
+MODULES = ["", ".config", ".features", ".field", ".pooled", ".windows", ".train", ".infer", ".backend"]
 
 
 @pytest.mark.parametrize("suffix", MODULES)

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -115,3 +116,24 @@ def test_journal_resumes_a_killed_run_and_refuses_another_plan(tmp_path, monkeyp
     other = build_plan(["mlp_mnist1d_sgd"], steps=7, limit=100)
     with pytest.raises(ValueError, match="another plan"):
         accel_tuned.Journal(path, other)
+
+
+def test_gfm_gets_its_own_grid_and_a_journal_survives_adding_methods(tmp_path):
+    grid = accel_tuned.method_grid("gfm")
+    assert len(grid) == 4 and {"tolerance": 0.0, "horizon": 30} in grid
+    assert accel_tuned.method_grid("lookahead") == accel_tuned.METHODS["lookahead"].grid()
+    # a grid point reaches the jump config the run uses
+    w = HeldoutWorkload("mlp_mnist1d_sgd", total_steps=6, limit=100)
+    accel_tuned._STATE.update(workloads={w.name: w}, forecasters={"gfm": None})
+    job = Job(w.name, "gfm", (("horizon", 30), ("tolerance", 0.0)), "warmup_cosine", 0.05, 0, "method_grid")
+    cfg = accel_tuned._method(job).jump.config
+    assert (cfg.horizon, cfg.tolerance, cfg.lr_horizon) == (30, 0.0, True)
+    # only the jump/competitor grids are added; the baseline choice is untouched
+    plan = build_plan(["mlp_mnist1d_sgd"], steps=6, limit=100)
+    base = accel_tuned.stats.BaselineChoice(schedule="constant", lr=0.05, median=1.0, interior=True, widen=None, grid=[])
+    recipe, mgrid = accel_tuned._method_jobs(plan, plan.workloads[0], base)
+    assert sum(j.method == "gfm" for j in mgrid) == 4 * len(plan.grid_seeds)
+    assert not any(j.method in ("linefit", "wnn") for j in mgrid)
+    few = replace(plan, methods=("gfm",), tune_jumps=())
+    assert accel_tuned.plan_fingerprint(few) == accel_tuned.plan_fingerprint(plan)
+    assert accel_tuned.plan_fingerprint(replace(plan, grid_seeds=(5, 6, 7))) != accel_tuned.plan_fingerprint(plan)
