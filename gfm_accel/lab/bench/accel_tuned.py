@@ -307,7 +307,10 @@ def _execute(job: Job) -> dict[str, Any]:
     t0 = time.perf_counter()
     curve = run_curve(w.build(job.seed), _method(job), _factory(w, job.method, job.lr), total_steps=w.total_steps,
                       schedule=job.schedule, warmup=w.warmup, eval_every=_eval_every(w))
-    out = {**asdict(job), "hparams": dict(job.hparams), **curve.to_dict(), "run_seconds": time.perf_counter() - t0}
+    # the curve's "hparams" (every setting the method reports) replaces the job's; the job's own
+    # stay under "key_hparams", which is what a journal keys the run by
+    out = {**asdict(job), "hparams": dict(job.hparams), **curve.to_dict(), "run_seconds": time.perf_counter() - t0,
+           "key_hparams": dict(job.hparams)}
     out["final"] = asdict(curve.final) if curve.final is not None else None
     return out
 
@@ -346,8 +349,16 @@ def _recipe_hparams(name: str, total_steps: int) -> dict[str, Any]:
 
 
 def _result_key(res: dict[str, Any]) -> tuple:
-    """The :attr:`Job.key` of a finished run's result dict (as read back from a journal)."""
-    return (res["task"], res["method"], _hp(res["hparams"]), res["schedule"], res["lr"], res["seed"])
+    """The :attr:`Job.key` of a finished run's result dict (as read back from a journal).
+
+    Raises:
+        ValueError: the result has no ``key_hparams`` (the job's own hyperparameters; its
+            ``hparams`` are the method's full report, e.g. a jump's whole config).
+    """
+    if "key_hparams" not in res:
+        raise ValueError(f"journal run {res.get('task')}/{res.get('method')} seed {res.get('seed')} has no "
+                         "'key_hparams': the journal predates them and cannot be keyed; start a new one")
+    return (res["task"], res["method"], _hp(res["key_hparams"]), res["schedule"], res["lr"], res["seed"])
 
 
 #: Plan fields that do not change what a given job computes (a journal stays valid across them).

@@ -100,7 +100,11 @@ def test_journal_resumes_a_killed_run_and_refuses_another_plan(tmp_path, monkeyp
     w = HeldoutWorkload("mlp_mnist1d_sgd", total_steps=6, limit=100)
     plan = build_plan(["mlp_mnist1d_sgd"], steps=6, limit=100)
     accel_tuned._STATE.update(workloads={w.name: w}, forecasters={})
-    jobs = [Job(w.name, m, hp, "constant", 0.05, 0, "grid") for m, hp in (("plain", ()), ("ema", (("decay", 0.9),)))]
+    from gfm_accel.lab.forecasters import make_forecaster
+
+    accel_tuned._STATE["forecasters"] = {"linefit": make_forecaster("linefit")}
+    jobs = [Job(w.name, m, hp, "constant", 0.05, 0, "grid")
+            for m, hp in (("plain", ()), ("ema", (("decay", 0.9),)), ("linefit", (("tolerance", 0.0),)))]
     path = tmp_path / "j.jsonl"
     first = accel_tuned._Runner(None, accel_tuned.Journal(path, plan))
     first.run(jobs)
@@ -112,7 +116,13 @@ def test_journal_resumes_a_killed_run_and_refuses_another_plan(tmp_path, monkeyp
     again.run(jobs)
     assert calls == []  # both runs came from the journal, the cut line was dropped
     assert [again.get(j)["records"] for j in jobs] == [json.loads(json.dumps(first.get(j)["records"])) for j in jobs]
-    assert len(path.read_text().splitlines()) == 3  # header + two runs
+    assert len(path.read_text().splitlines()) == 4  # header + three runs
+    # a jump run reports its whole config as "hparams"; the journal keys it by the job's own
+    res = first.get(jobs[2])
+    assert "config" in res["hparams"] and res["key_hparams"] == {"tolerance": 0.0}
+    assert accel_tuned._result_key(res) == jobs[2].key
+    with pytest.raises(ValueError, match="key_hparams"):
+        accel_tuned._result_key({k: v for k, v in res.items() if k != "key_hparams"})
     other = build_plan(["mlp_mnist1d_sgd"], steps=7, limit=100)
     with pytest.raises(ValueError, match="another plan"):
         accel_tuned.Journal(path, other)
