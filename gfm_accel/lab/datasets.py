@@ -16,8 +16,11 @@ Every dataset the lab trains on is loaded here, as in-memory tensors:
 * ``fake``: ``torchvision.datasets.FakeData`` (random images, 3x32x32, 10 classes), 512
   train / 128 val; no learnable signal, only for plumbing tests.
 * text: the source of a few Python standard-library modules (:func:`stdlib_text`,
-  :func:`char_tensors`), and the whole top-level standard library as bytes
-  (:func:`stdlib_corpus`, the char GPT's corpus); it ships with every Python.
+  :func:`char_tensors`), the whole top-level standard library as bytes
+  (:func:`stdlib_corpus`, the char GPT's corpus), the source of eight standard-library
+  *packages* (:func:`package_bytes`, :data:`STDLIB_PACKAGES`) and the English help text of
+  ``pydoc_data`` (:func:`pydoc_text`), the last two for the fresh tasks
+  (:mod:`gfm_accel.lab.tasks.fresh`, which cuts them into splits); it ships with every Python.
 
 Example:
     >>> ds = load_image_dataset("digits")
@@ -53,6 +56,9 @@ __all__ = [
     "zoo_digits",
     "stdlib_text",
     "stdlib_corpus",
+    "STDLIB_PACKAGES",
+    "package_bytes",
+    "pydoc_text",
     "char_tensors",
     "add_data_arguments",
 ]
@@ -345,9 +351,14 @@ def zoo_digits(image: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return x[:1400], y[:1400], x[1400:], y[1400:]
 
 
+def _stdlib_root() -> Path:
+    """The standard library's folder (``sysconfig.get_paths()["stdlib"]``)."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
 def stdlib_text(max_chars: int = 200_000) -> str:
     """Source text of a few Python standard-library modules (ships with every Python)."""
-    root = Path(sysconfig.get_paths()["stdlib"])
+    root = _stdlib_root()
     parts = []
     for name in ("textwrap.py", "argparse.py", "dataclasses.py", "functools.py", "inspect.py"):
         p = root / name
@@ -368,11 +379,59 @@ def stdlib_corpus() -> bytes:
     Raises:
         ValueError: the standard library folder holds no ``.py`` files (an unusual install).
     """
-    root = Path(sysconfig.get_paths()["stdlib"])
+    root = _stdlib_root()
     files = sorted(p for p in root.glob("*.py") if p.is_file())
     if not files:
         raise ValueError(f"no .py files under the standard library folder {root}")
     return b"\n".join(p.read_bytes() for p in files)
+
+
+#: The standard-library packages of :func:`package_bytes` (``fresh_dwconv_packages``: the class index is the position).
+STDLIB_PACKAGES: tuple[str, ...] = ("asyncio", "email", "xml", "http", "multiprocessing", "importlib", "unittest", "urllib")
+
+
+@lru_cache(maxsize=1)
+def package_bytes() -> tuple[bytes, ...]:
+    """The source of each :data:`STDLIB_PACKAGES` package as one byte stream (files sorted, tests skipped).
+
+    A package's ``.py`` files, at any depth, outside ``test``/``tests`` folders, sorted by
+    path and joined by newlines (the data of ``fresh_dwconv_packages``).
+
+    Returns:
+        One ``bytes`` per package, in :data:`STDLIB_PACKAGES` order (cached).
+
+    Raises:
+        ValueError: a package is missing or has under 64 KiB of source (an unusual install).
+    """
+    out = []
+    for name in STDLIB_PACKAGES:
+        root = _stdlib_root() / name
+        files = sorted(p for p in root.rglob("*.py")
+                       if p.is_file() and not {"test", "tests"} & set(p.relative_to(root).parts[:-1]))
+        data = b"\n".join(p.read_bytes() for p in files)
+        if len(data) < 64 * 1024:
+            raise ValueError(f"the standard-library package {name!r} under {root} has {len(data)} bytes of source; "
+                             "fresh_dwconv_packages needs at least 64 KiB of each")
+        out.append(data)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def pydoc_text() -> bytes:
+    """``pydoc_data/topics.py`` of the standard library: Python's help topics, English prose (about 0.76 MB).
+
+    The data of ``fresh_grulm_pydoc``.
+
+    Returns:
+        The file's bytes (cached).
+
+    Raises:
+        ValueError: the file is not there.
+    """
+    path = _stdlib_root() / "pydoc_data" / "topics.py"
+    if not path.is_file():
+        raise ValueError(f"fresh_grulm_pydoc needs {path} (part of every CPython install)")
+    return path.read_bytes()
 
 
 def char_tensors(ctx: int = 32, vocab: int = 96) -> tuple[torch.Tensor, torch.Tensor]:

@@ -100,9 +100,8 @@ from ..recorder import WeightRecorder
 from ..trajectories import save_trajectories
 from .datasets import char_tensors, load_split
 from .schedules import SCHEDULES, build_scheduler
-from .tasks.char_gpt import _fixed_batches
-from .tasks.fresh import FRESH_TASKS, shuffled_batches, window_batches
-from .tasks.workload import Batch, WorkloadConfig
+from .tasks.fresh import FRESH_TASKS
+from .tasks.workload import Batch, WorkloadConfig, shuffled_batches, spaced_window_batches, window_batches
 from .zoo import ZOO_LRS, CharGPT, _mlp, make_optimizer
 
 __all__ = [
@@ -290,8 +289,8 @@ class ZooTask(WorkloadConfig, JsonConfig):
         """``val_size`` validation examples in one batch; the guard split (the zoo never reads it)."""
         if self.data == "stdlib_text":
             train, val = self._text()
-            return (_fixed_batches(val, 1, self.val_size, self.context),
-                    _fixed_batches(train, 1, self.val_size, self.context))
+            return (spaced_window_batches(val, 1, self.val_size, self.context),
+                    spaced_window_batches(train, 1, self.val_size, self.context))
         s = load_split(self.data)
         return [(s.x_val[: self.val_size], s.y_val[: self.val_size])], [(s.x_guard, s.y_guard)]
 

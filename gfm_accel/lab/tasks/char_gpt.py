@@ -13,8 +13,9 @@ sequence of one split contains bytes of another.
 
 - training batches: ``batch_size`` windows of ``context + 1`` bytes at offsets drawn from the
   run's own ``torch.Generator`` (seeded by the run seed); inputs are the first ``context``
-  bytes, labels the next-byte shift;
-- validation: ``val_batches`` fixed batches at evenly spaced offsets of the validation split;
+  bytes, labels the next-byte shift (:func:`~gfm_accel.lab.tasks.workload.window_batches`);
+- validation: ``val_batches`` fixed batches at evenly spaced offsets of the validation split
+  (:func:`~gfm_accel.lab.tasks.workload.spaced_window_batches`);
   the loss is the mean next-byte cross-entropy (nats) over all their positions;
 - guard: ``guard_batches`` fixed batches of the guard split, the same way.
 
@@ -43,7 +44,7 @@ from torch import nn
 
 from ..._config import JsonConfig
 from ..datasets import stdlib_corpus as stdlib_text
-from .workload import Batch, WorkloadConfig
+from .workload import Batch, WorkloadConfig, spaced_window_batches, window_batches
 
 __all__ = ["CharGPT", "GPT", "TextSplits", "stdlib_text", "split_text"]
 
@@ -85,18 +86,6 @@ def split_text(data: bytes, chunk: int = CHUNK) -> TextSplits:
 @functools.lru_cache(maxsize=1)
 def _stdlib_splits() -> TextSplits:
     return split_text(stdlib_text())
-
-
-def _windows(stream: torch.Tensor, offsets: torch.Tensor, context: int) -> Batch:
-    idx = offsets[:, None] + torch.arange(context + 1)
-    seq = stream[idx].long()
-    return seq[:, :-1], seq[:, 1:]
-
-
-def _fixed_batches(stream: torch.Tensor, n: int, batch_size: int, context: int) -> list[Batch]:
-    """``n`` batches at evenly spaced offsets covering the stream (no RNG)."""
-    offsets = torch.linspace(0, len(stream) - context - 1, n * batch_size).long()
-    return [_windows(stream, o, context) for o in offsets.split(batch_size)]
 
 
 class _Block(nn.Module):
@@ -206,14 +195,10 @@ class CharGPT(WorkloadConfig, JsonConfig):
         """``val_batches`` and ``guard_batches`` fixed batches, evenly spaced over their splits."""
         s = self.splits()
         return (
-            _fixed_batches(s.val, self.val_batches, self.batch_size, self.context),
-            _fixed_batches(s.guard, self.guard_batches, self.batch_size, self.context),
+            spaced_window_batches(s.val, self.val_batches, self.batch_size, self.context),
+            spaced_window_batches(s.guard, self.guard_batches, self.batch_size, self.context),
         )
 
     def train_batches(self, seed: int) -> Iterator[Batch]:
-        """Windows at offsets drawn from the run's generator, ``batch_size`` a batch."""
-        stream = self.splits().train
-        g = torch.Generator().manual_seed(seed)
-        high = len(stream) - self.context - 1
-        while True:
-            yield _windows(stream, torch.randint(0, high, (self.batch_size,), generator=g), self.context)
+        """Windows at offsets drawn from the run's generator, ``batch_size`` a batch (:func:`~.workload.window_batches`)."""
+        return window_batches(self.splits().train, self.batch_size, self.context, seed)

@@ -40,8 +40,14 @@ Splits (deterministic, no RNG), disjoint as in the larger tasks:
 Budgets were set from one timed run at a tenth of the budget on one CPU thread, scaled up
 (``docs/zoo_tuned.md`` gives the numbers); each full plain run takes at most about 15 s there.
 
-Data loading note: the two byte datasets are read here rather than in
-:mod:`gfm_accel.lab.datasets` (the lab's loading module), because they are only these tasks'.
+Data loading note: the two byte datasets are read by the lab's loading module,
+:mod:`gfm_accel.lab.datasets` (:func:`~gfm_accel.lab.datasets.package_bytes` with
+:data:`~gfm_accel.lab.datasets.STDLIB_PACKAGES`, re-exported here because its order is the
+class index, and :func:`~gfm_accel.lab.datasets.pydoc_text`); the cuts into train / val /
+guard above are these tasks' own and stay here. Batches come from the lab's shared generators
+(:func:`~gfm_accel.lab.tasks.workload.shuffled_batches`,
+:func:`~gfm_accel.lab.tasks.workload.window_batches`,
+:func:`~gfm_accel.lab.tasks.workload.spaced_window_batches`).
 
 Example:
     >>> task = fresh_workload("fresh_mixer_digits", steps=2)
@@ -54,9 +60,7 @@ Example:
 from __future__ import annotations
 
 import functools
-import sysconfig
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -64,9 +68,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._config import JsonConfig
-from ..datasets import load_split
-from .char_gpt import TextSplits, split_text, _fixed_batches, _windows
-from .workload import Batch, WorkloadConfig
+from ..datasets import STDLIB_PACKAGES, load_split, package_bytes, pydoc_text
+from .char_gpt import TextSplits, split_text
+from .workload import Batch, WorkloadConfig, shuffled_batches, spaced_window_batches, window_batches
 
 __all__ = [
     "MixerDigits",
@@ -78,58 +82,12 @@ __all__ = [
     "FRESH_TASKS",
     "fresh_workload",
     "STDLIB_PACKAGES",
-    "package_bytes",
-    "pydoc_text",
-    "shuffled_batches",
-    "window_batches",
 ]
 
-#: The standard-library packages of ``fresh_dwconv_packages``; the class index is the position.
-STDLIB_PACKAGES: tuple[str, ...] = ("asyncio", "email", "xml", "http", "multiprocessing", "importlib", "unittest", "urllib")
 _PKG_CHUNK = 4096
 
 
 # --------------------------------------------------------------------------- data
-def _stdlib() -> Path:
-    return Path(sysconfig.get_paths()["stdlib"])
-
-
-@functools.lru_cache(maxsize=1)
-def package_bytes() -> tuple[bytes, ...]:
-    """The source of each :data:`STDLIB_PACKAGES` package as one byte stream (files sorted, tests skipped).
-
-    Returns:
-        One ``bytes`` per package, in :data:`STDLIB_PACKAGES` order (cached).
-
-    Raises:
-        ValueError: a package is missing or has under 64 KiB of source (an unusual install).
-    """
-    out = []
-    for name in STDLIB_PACKAGES:
-        root = _stdlib() / name
-        files = sorted(p for p in root.rglob("*.py")
-                       if p.is_file() and not {"test", "tests"} & set(p.relative_to(root).parts[:-1]))
-        data = b"\n".join(p.read_bytes() for p in files)
-        if len(data) < 64 * 1024:
-            raise ValueError(f"the standard-library package {name!r} under {root} has {len(data)} bytes of source; "
-                             "fresh_dwconv_packages needs at least 64 KiB of each")
-        out.append(data)
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=1)
-def pydoc_text() -> bytes:
-    """``pydoc_data/topics.py`` of the standard library: Python's help topics, English prose (about 0.76 MB).
-
-    Raises:
-        ValueError: the file is not there.
-    """
-    path = _stdlib() / "pydoc_data" / "topics.py"
-    if not path.is_file():
-        raise ValueError(f"fresh_grulm_pydoc needs {path} (part of every CPython install)")
-    return path.read_bytes()
-
-
 @functools.lru_cache(maxsize=1)
 def _package_splits() -> tuple[TextSplits, ...]:
     """Per package: its train / val / guard streams (4 KiB chunks, ``i % 10``: 0 val, 5 guard)."""
@@ -145,43 +103,6 @@ def _package_splits() -> tuple[TextSplits, ...]:
 @functools.lru_cache(maxsize=1)
 def _pydoc_splits() -> TextSplits:
     return split_text(pydoc_text())
-
-
-def shuffled_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> Iterator[Batch]:
-    """Endless epochs of ``(x, y)``, each a fresh permutation from a generator seeded ``seed``.
-
-    The last partial batch of an epoch is dropped, so every batch has ``min(batch_size, N)`` examples.
-
-    Args:
-        x: ``(N, ...)`` inputs; y: ``(N,)`` labels.
-        batch_size: examples per batch.
-        seed: the generator's seed.
-    """
-    g = torch.Generator().manual_seed(seed)
-    n = len(x)
-    size = min(batch_size, n)
-    while True:
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n - size + 1, size):
-            idx = perm[i : i + size]
-            yield x[idx], y[idx]
-
-
-def window_batches(stream: torch.Tensor, batch_size: int, context: int, seed: int) -> Iterator[Batch]:
-    """Endless next-token batches: ``batch_size`` windows of ``context + 1`` tokens at offsets from a generator.
-
-    Args:
-        stream: ``(L,)`` token ids (uint8 or int64).
-        batch_size, context: windows per batch and their input length.
-        seed: the generator's seed.
-
-    Yields:
-        ``(inputs (B, context), labels (B, context))`` int64, the labels shifted by one.
-    """
-    g = torch.Generator().manual_seed(seed)
-    high = len(stream) - context - 1
-    while True:
-        yield _windows(stream, torch.randint(0, high, (batch_size,), generator=g), context)
 
 
 # --------------------------------------------------------------------------- models
@@ -427,8 +348,8 @@ class GRULMPydoc(WorkloadConfig, JsonConfig):
 
     def eval_sets(self) -> tuple[list[Batch], list[Batch]]:
         s = _pydoc_splits()
-        return (_fixed_batches(s.val, self.val_batches, self.batch_size, self.context),
-                _fixed_batches(s.guard, self.guard_batches, self.batch_size, self.context))
+        return (spaced_window_batches(s.val, self.val_batches, self.batch_size, self.context),
+                spaced_window_batches(s.guard, self.guard_batches, self.batch_size, self.context))
 
     def train_batches(self, seed: int) -> Iterator[Batch]:
         return window_batches(_pydoc_splits().train, self.batch_size, self.context, seed)

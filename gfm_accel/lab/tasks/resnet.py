@@ -44,7 +44,7 @@ from torch import nn
 
 from ..._config import JsonConfig
 from ..datasets import load_split
-from .workload import Batch, WorkloadConfig
+from .workload import Batch, WorkloadConfig, shuffled_batches
 
 __all__ = ["ResNetTask", "ResNet", "ImageSplits", "load_images"]
 
@@ -210,13 +210,5 @@ class ResNetTask(WorkloadConfig, JsonConfig):
     def train_batches(self, seed: int) -> Iterator[Batch]:
         """Epochs of a fresh permutation each (the last partial batch of an epoch is dropped)."""
         s = self.splits()
-        g = torch.Generator().manual_seed(seed)
         augment = self.dataset == "cifar10" if self.augment is None else self.augment
-        n = len(s.x_train)
-        size = min(self.batch_size, n)
-        while True:
-            perm = torch.randperm(n, generator=g)
-            for i in range(0, n - size + 1, size):
-                idx = perm[i : i + size]
-                x = s.x_train[idx]
-                yield (_augment(x, g) if augment else x), s.y_train[idx]
+        return shuffled_batches(s.x_train, s.y_train, self.batch_size, seed, transform=_augment if augment else None)

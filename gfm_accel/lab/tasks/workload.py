@@ -9,6 +9,20 @@ measured on, and a separate guard loss (a split the targets never see).
 Determinism: the model is initialized inside ``torch.random.fork_rng`` (the global RNG state
 is left as it was) and batches come from the run's own ``torch.Generator``, so a seed gives
 the same run whatever else the process does.
+
+The batch generators the workloads share are here, each written once:
+:func:`shuffled_batches` (epochs of a fresh permutation of ``(x, y)``), and for byte/token
+streams :func:`text_windows` (next-token windows at given offsets), :func:`window_batches`
+(windows at offsets drawn from a generator: training) and :func:`spaced_window_batches`
+(windows at evenly spaced offsets: fixed evaluation batches).
+
+Example:
+    >>> stream = torch.arange(10)
+    >>> x, y = text_windows(stream, torch.tensor([0, 5]), context=3)
+    >>> x.tolist(), y.tolist()
+    ([[0, 1, 2], [5, 6, 7]], [[1, 2, 3], [6, 7, 8]])
+    >>> [b[0].tolist() for b in spaced_window_batches(stream, n=1, batch_size=2, context=3)]
+    [[[0, 1, 2], [6, 7, 8]]]
 """
 
 from __future__ import annotations
@@ -32,6 +46,10 @@ __all__ = [
     "evaluate_batches",
     "seeded_init",
     "num_parameters",
+    "shuffled_batches",
+    "text_windows",
+    "window_batches",
+    "spaced_window_batches",
 ]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -213,3 +231,87 @@ def seeded_init(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
 def num_parameters(model: nn.Module) -> int:
     """The number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def shuffled_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
+                     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+                     ) -> Iterator[Batch]:
+    """Endless epochs of ``(x, y)``, each a fresh permutation from a generator seeded ``seed``.
+
+    The last partial batch of an epoch is dropped, so every batch has ``min(batch_size, N)``
+    examples. The generator is drawn lazily: one ``randperm`` at the start of each epoch, then
+    (with ``transform``) whatever ``transform`` draws from it for each batch, in yield order.
+
+    Args:
+        x: ``(N, ...)`` inputs.
+        y: ``(N,)`` labels.
+        batch_size: examples per batch.
+        seed: the generator's seed.
+        transform: optional ``transform(x_batch, generator) -> x_batch`` (data augmentation),
+            given the same generator.
+
+    Yields:
+        ``(x[idx], y[idx])`` batches.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n = len(x)
+    size = min(batch_size, n)
+    while True:
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n - size + 1, size):
+            idx = perm[i : i + size]
+            xb = x[idx]
+            yield (transform(xb, g) if transform is not None else xb), y[idx]
+
+
+def text_windows(stream: torch.Tensor, offsets: torch.Tensor, context: int) -> Batch:
+    """Next-token windows of ``context + 1`` tokens of ``stream`` starting at ``offsets``.
+
+    Args:
+        stream: ``(L,)`` token ids (uint8 or int64).
+        offsets: ``(B,)`` start positions, each at most ``L - context - 1``.
+        context: the input length ``T``.
+
+    Returns:
+        ``(inputs (B, T), labels (B, T))`` int64, the labels the inputs shifted by one.
+    """
+    idx = offsets[:, None] + torch.arange(context + 1)
+    seq = stream[idx].long()
+    return seq[:, :-1], seq[:, 1:]
+
+
+def window_batches(stream: torch.Tensor, batch_size: int, context: int, seed: int) -> Iterator[Batch]:
+    """Endless next-token batches: ``batch_size`` windows at offsets from a generator seeded ``seed``.
+
+    Each batch draws ``torch.randint(0, L - context - 1, (batch_size,))`` offsets (so the last
+    possible start is never drawn) and cuts :func:`text_windows` there.
+
+    Args:
+        stream: ``(L,)`` token ids (uint8 or int64).
+        batch_size: windows per batch ``B``.
+        context: their input length ``T``.
+        seed: the generator's seed.
+
+    Yields:
+        ``(inputs (B, T), labels (B, T))`` int64, the labels shifted by one.
+    """
+    g = torch.Generator().manual_seed(seed)
+    high = len(stream) - context - 1
+    while True:
+        yield text_windows(stream, torch.randint(0, high, (batch_size,), generator=g), context)
+
+
+def spaced_window_batches(stream: torch.Tensor, n: int, batch_size: int, context: int) -> list[Batch]:
+    """``n`` fixed batches of :func:`text_windows` at ``n * batch_size`` evenly spaced offsets (no RNG).
+
+    Args:
+        stream: ``(L,)`` token ids.
+        n: batches.
+        batch_size: windows per batch ``B``.
+        context: their input length ``T``.
+
+    Returns:
+        ``n`` batches ``(inputs (B, T), labels (B, T))`` covering the stream from its start to its end.
+    """
+    offsets = torch.linspace(0, len(stream) - context - 1, n * batch_size).long()
+    return [text_windows(stream, o, context) for o in offsets.split(batch_size)]

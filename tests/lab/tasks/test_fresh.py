@@ -5,6 +5,7 @@ import doctest
 import pytest
 import torch
 
+from gfm_accel.lab.datasets import package_bytes
 from gfm_accel.lab.optim import build_optimizer
 from gfm_accel.lab.tasks import fresh
 from gfm_accel.lab.tasks.fresh import FRESH_TASKS, STDLIB_PACKAGES, DWConvPackages, fresh_workload
@@ -62,7 +63,7 @@ def test_package_windows_are_balanced_disjoint_splits():
     y = torch.cat([b[1] for b in val])
     assert torch.equal(torch.bincount(y), torch.full((len(STDLIB_PACKAGES),), 16))
     s = fresh._package_splits()
-    for split, data in zip(s, fresh.package_bytes()):
+    for split, data in zip(s, package_bytes()):
         assert len(split.train) + len(split.val) + len(split.guard) == len(data)
         assert len(split.val) > 4 * w.window and len(split.guard) > 4 * w.window
     # training windows: labels drawn uniformly, each window from its class's training stream
