@@ -228,11 +228,14 @@ class GFMForecaster:
         n, m, condition, path, beta, gamma, zeta, hidden, solver, step, tau: see :class:`GFMConfig`;
             ``None`` (the default for all but n and m) means the variant's own default.
             :attr:`config` holds the resolved values. For ``"dense"`` the default is the
-            prefix-conditioned field (Eq. 2), the best variant measured over the five
-            optimizers (``benchmarks/results/linreg_default/``); ``condition="none"`` is the
-            ablation that trains the field exactly as Algorithm 1 states, ``v(w, t)``.
+            prefix-conditioned field (Eq. 2) with ``skip="auto"``: the field alone or a linear
+            skip alone (least squares, or the prefix's own linear dynamics), whichever is best
+            on held-out training pairs; the best variant measured over the five optimizers
+            (``benchmarks/results/linreg_default/``). ``condition="none"`` is the ablation that
+            trains the field exactly as Algorithm 1 states, ``v(w, t)``; ``skip="none"`` the
+            field alone.
         **variant_options: backend-specific options (e.g. dense ``normalization="standardize"``,
-            ``skip="lstsq"``: the least-squares linear skip, best on gradient descent).
+            ``skip="none" | "lstsq" | "dynamics" | "auto"``).
 
     Example:
         >>> w = torch.linspace(0, 1, 12).view(1, 12, 1).repeat(4, 1, 3)
