@@ -100,6 +100,8 @@ class GFMJump:
         forecaster: anything with ``forecast(prefix, m, *, spec=None)`` and an
             ``expected_dim`` attribute (:class:`~gfm_accel.forecast.base.Forecaster`).
             ``None`` uses ``gfm_accel.pretrained_forecaster()``, looked up at :meth:`attach`.
+            With ``lr_profile=True`` it must have ``schedule_aware = True`` and is called as
+            ``forecast(prefix, m, spec=spec, lr_profile=profile)``, ``profile`` ``(m+1,)``.
         config: a :class:`JumpConfig`; or give its options as keyword arguments.
         **options: :class:`JumpConfig` fields (``mode``, ``n``, ``horizon``, ``alpha``, ...).
 
@@ -108,6 +110,8 @@ class GFMJump:
         recorder: the :class:`~gfm_accel.recorder.WeightRecorder` (after :meth:`attach`).
         schedule: the :class:`~gfm_accel.jump.schedule.JumpSchedule` (counters, due, target).
         config: the :class:`JumpConfig`.
+        lr_window: the window's summed learning rates (:class:`~gfm_accel.jump.lr.LRWindow`)
+            with ``lr_profile=True`` (after :meth:`attach`), else None.
 
     Example:
         >>> import torch
