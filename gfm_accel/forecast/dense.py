@@ -221,6 +221,8 @@ class DenseBackend:
     """
 
     variant: ClassVar[str] = "dense"
+    #: The dense field reads no learning-rate profile (``forecast`` ignores ``lr_profile``).
+    schedule_aware: ClassVar[bool] = False
 
     def __init__(self, config: DenseConfig, *, initialize: bool = True) -> None:
         self.config = config
@@ -469,7 +471,8 @@ class DenseBackend:
     # ------------------------------------------------------------- forecast
     @torch.no_grad()
     def forecast(
-        self, prefix: Tensor, m: int, spec: ParamSpec | None = None, *, return_states: bool = False
+        self, prefix: Tensor, m: int, spec: ParamSpec | None = None, *, return_states: bool = False,
+        lr_profile: Tensor | None = None,
     ) -> ODEResult:
         """Integrate the field from ``w_n`` at ``t_n = n/m`` to 1.
 
@@ -479,6 +482,7 @@ class DenseBackend:
                 scales the skip's displacement by ``(m - n) / (m_trained - n)``.
             spec: ignored (the dense field sees no layout).
             return_states: keep every ODE state (in weight units).
+            lr_profile: ignored (the dense field is not schedule-aware).
 
         Returns:
             ODEResult with ``final (B, D)`` in the prefix's device.

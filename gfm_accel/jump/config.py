@@ -114,6 +114,15 @@ class JumpConfig(JsonConfig):
             learning rates) / (``S`` x the current one) of the forecast, ``S`` the optimizer
             steps its ``K`` snapshots span (:mod:`gfm_accel.jump.lr`). Off by default: the
             recommended configuration was measured without it.
+        lr_profile: hand a schedule-aware forecaster the learning-rate profile of the window
+            and the horizon (default False): ``forecast(prefix, m, spec=spec,
+            lr_profile=profile)``, ``profile`` ``(m+1,)`` the summed group-0 learning rate per
+            snapshot interval (entry 0 unused, ``1..n`` the window's, recorded during the
+            run; ``n+1..m`` the horizon's, from a copy of the scheduler). Needs
+            :meth:`GFMJump.attach` ``(lr_scheduler=...)`` and a forecaster with
+            ``schedule_aware`` (``GFMForecaster("coordinate", schedule_aware=True)``); not
+            together with ``lr_horizon`` (both correct the jump for the schedule: the jump
+            would be shortened twice). :mod:`gfm_accel.jump.lr`.
         snapshot_dtype: storage dtype of the recorded snapshots, ``"float32"`` (default),
             ``"bfloat16"`` or ``"float16"`` (half the memory; the forecaster still gets
             float32, and the jump starts from the live weights, not a rounded snapshot).
@@ -141,6 +150,7 @@ class JumpConfig(JsonConfig):
     include_frozen: bool = False
     include_unoptimized: bool = False
     lr_horizon: bool = False
+    lr_profile: bool = False
     snapshot_dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -166,6 +176,13 @@ class JumpConfig(JsonConfig):
                 )
         if not isinstance(self.lr_horizon, bool):
             raise ValueError(f"lr_horizon must be True or False, got {self.lr_horizon!r}")
+        if not isinstance(self.lr_profile, bool):
+            raise ValueError(f"lr_profile must be True or False, got {self.lr_profile!r}")
+        if self.lr_profile and self.lr_horizon:
+            raise ValueError(
+                "lr_profile=True and lr_horizon=True both correct the jump for the learning-rate schedule "
+                "(the forecaster would see the decay and the jump would be shortened again): pick one"
+            )
         if not isinstance(self.include_unoptimized, bool):
             raise ValueError(f"include_unoptimized must be True or False, got {self.include_unoptimized!r}")
         if self.every_n_steps is not None:
