@@ -33,6 +33,7 @@ __all__ = [
     "UNITS",
     "OPTIMIZER_STATES",
     "SNAPSHOT_DTYPES",
+    "HORIZON_DECAYS",
     "RECOMMENDED_HORIZON",
     "RECOMMENDED_EVERY",
     "RECOMMENDED_EVERY_N_STEPS",
@@ -43,6 +44,8 @@ MODES = ("periodic", "far")
 UNITS = ("epoch", "step")
 OPTIMIZER_STATES = ("keep", "reset")
 SNAPSHOT_DTYPES = ("float32", "bfloat16", "float16")
+#: how periodic mode's ``K`` shrinks over the run (``horizon_decay``).
+HORIZON_DECAYS = ("none", "linear", "cosine")
 #: periodic mode's ``K`` and ``P`` and the step interval when not given (schedule A).
 RECOMMENDED_HORIZON = 10
 RECOMMENDED_EVERY = 5
@@ -126,6 +129,22 @@ class JumpConfig(JsonConfig):
         snapshot_dtype: storage dtype of the recorded snapshots, ``"float32"`` (default),
             ``"bfloat16"`` or ``"float16"`` (half the memory; the forecaster still gets
             float32, and the jump starts from the live weights, not a rounded snapshot).
+        horizon_decay: periodic mode: ``"none"`` (default: every jump forecasts ``K``
+            snapshots ahead), ``"linear"`` or ``"cosine"``: the ``K`` of a jump made at
+            counter ``c`` (epochs or optimizer steps completed) of a planned run of
+            ``total`` is ``K_c = horizon_min + (K - horizon_min) * f(c / total)``, rounded
+            half up, with ``f(p) = 1 - p`` or ``(1 + cos(pi p)) / 2``: far early, near late,
+            as NiNo's horizon, which decays from 40 to 1 checkpoints over the run
+            (:func:`~gfm_accel.jump.schedule.decayed_horizon`). Needs ``attach(total=...)``.
+        horizon_min: the ``K`` the decay reaches at the planned end (default 1; at most
+            ``K``). Unused with ``horizon_decay="none"``.
+        outer_momentum: periodic mode: ``beta`` in ``[0, 1)`` (default 0.0, off). The last
+            accepted jump's displacement ``v`` is carried into the next jump, as an outer
+            step with heavy-ball momentum (SNOO, Lookahead): candidate ``a`` becomes
+            ``w_n + a (w_hat_m - w_n) + (a / alpha) beta v`` (the momentum term is scaled
+            by the guard's back-off, not by ``alpha``). After an accepted jump ``v`` is its
+            displacement, after a rejected or skipped one ``v = 0``
+            (:class:`~gfm_accel.jump.momentum.OuterMomentum`).
 
     Example:
         >>> cfg = JumpConfig(mode="far", n=4, alpha=0.5)
@@ -152,6 +171,9 @@ class JumpConfig(JsonConfig):
     lr_horizon: bool = False
     lr_profile: bool = False
     snapshot_dtype: str = "float32"
+    horizon_decay: str = "none"
+    horizon_min: int = 1
+    outer_momentum: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -214,6 +236,26 @@ class JumpConfig(JsonConfig):
         ):
             raise ValueError(f"tolerance must be a finite number >= 0, got {self.tolerance!r}")
         self.tolerance = float(self.tolerance)
+        self._check_policy()
+
+    def _check_policy(self) -> None:
+        """Validate ``horizon_decay``, ``horizon_min`` and ``outer_momentum`` (periodic-mode options)."""
+        if self.horizon_decay not in HORIZON_DECAYS:
+            raise ValueError(f"horizon_decay must be one of {HORIZON_DECAYS}, got {self.horizon_decay!r}")
+        _check_int("horizon_min", self.horizon_min, 1)
+        if self.horizon_decay != "none":
+            if self.mode != "periodic":
+                raise ValueError(f'horizon_decay={self.horizon_decay!r} needs mode="periodic" (far mode makes one jump)')
+            if self.horizon_min > self.periodic_horizon:
+                raise ValueError(
+                    f"horizon_min={self.horizon_min} must be <= the horizon K={self.periodic_horizon} it decays from"
+                )
+        beta = self.outer_momentum
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (math.isfinite(beta) and 0 <= beta < 1):
+            raise ValueError(f"outer_momentum must be a number in [0, 1), got {beta!r}")
+        self.outer_momentum = float(beta)
+        if self.outer_momentum > 0 and self.mode != "periodic":
+            raise ValueError('outer_momentum > 0 needs mode="periodic" (far mode makes one jump, nothing to carry)')
 
     # ----------------------------------------------------------- derived values
     @property
@@ -270,6 +312,10 @@ class JumpRecord(JsonConfig):
         jump_norm: ``||w_new - w_n||`` of the accepted jump (0.0 when none).
         lr_ratio: the learning-rate factor ``r`` of ``lr_horizon`` that scaled the tried
             fractions (1.0 without it); ``alphas_tried`` and ``alpha`` include it.
+        horizon: ``K = m - n``, the snapshots this attempt forecast ahead (periodic mode:
+            after ``horizon_decay``; None in records written before it was kept).
+        momentum_norm: ``||(a / alpha) beta v||``, the outer-momentum part of the accepted
+            displacement (0.0 without ``outer_momentum`` or when none was accepted).
 
     Example:
         >>> r = JumpRecord(step=4, epoch=4, mode="far", n=4, m=20)
@@ -293,6 +339,8 @@ class JumpRecord(JsonConfig):
     reason: str = ""
     jump_norm: float = 0.0
     lr_ratio: float = 1.0
+    horizon: int | None = None
+    momentum_norm: float = 0.0
 
     def log_dict(self, prefix: str = "gfm/") -> dict[str, float]:
         """Scalar view for framework loggers (numbers only; NaN where undefined)."""

@@ -69,6 +69,7 @@ from .config import JumpConfig, JumpRecord
 from .forecasting import forecast_step
 from .guard import Backup, check_eval_fn, evaluate, search
 from .lr import LRWindow, can_simulate, future_lr_profile, future_lr_ratio
+from .momentum import OuterMomentum
 from .outcome import Outcome
 from .rng import keep_global_rng
 from .schedule import JumpSchedule, check_total_and_start, far_target
@@ -109,6 +110,7 @@ class GFMJump:
         history: one :class:`JumpRecord` per jump attempt.
         recorder: the :class:`~gfm_accel.recorder.WeightRecorder` (after :meth:`attach`).
         schedule: the :class:`~gfm_accel.jump.schedule.JumpSchedule` (counters, due, target).
+        momentum: the :class:`~gfm_accel.jump.momentum.OuterMomentum` of ``outer_momentum``.
         config: the :class:`JumpConfig`.
         lr_window: the window's summed learning rates (:class:`~gfm_accel.jump.lr.LRWindow`)
             with ``lr_profile=True`` (after :meth:`attach`), else None.
@@ -142,6 +144,7 @@ class GFMJump:
         self.config = config
         self.forecaster = forecaster
         self.schedule = JumpSchedule(config)
+        self.momentum = OuterMomentum(config.outer_momentum)
         self.history: list[JumpRecord] = []
         self.recorder: WeightRecorder | None = None
         self.model: nn.Module | None = None
@@ -178,6 +181,7 @@ class GFMJump:
         """
         self.schedule.reset()
         self.schedule.total = None
+        self.momentum.rejected()
         self.history = []
         self.recorder = self.model = self.optimizer = self.eval_fn = self.bn_loader = None
         self.lr_scheduler = self.lr_steps_per_snapshot = self.lr_window = None
@@ -229,10 +233,11 @@ class GFMJump:
 
         Raises:
             ValueError: the forecaster's ``expected_dim`` differs from the model's D, far
-                mode without ``total`` or ``horizon``, a target ``m <= n``, a guard without
-                ``eval_fn``, a BatchNorm refresh without ``bn_loader``, or ``lr_profile=True``
-                without a scheduler, with one that cannot be simulated (``ReduceLROnPlateau``)
-                or with a forecaster that is not ``schedule_aware``.
+                mode without ``total`` or ``horizon``, ``horizon_decay`` without ``total``, a
+                target ``m <= n``, a guard without ``eval_fn``, a BatchNorm refresh without
+                ``bn_loader``, or ``lr_profile=True`` without a scheduler, with one that cannot
+                be simulated (``ReduceLROnPlateau``) or with a forecaster that is not
+                ``schedule_aware``.
         """
         cfg = self.config
         if self.recorder is not None:
@@ -252,6 +257,12 @@ class GFMJump:
             _warn("GFMJump: attached at step %d without a saved jump state; observation restarts here", start)
         if cfg.mode == "far" and not (resuming and not self._room_from(total, start)):
             far_target(cfg, total, start)  # fail early; recomputed from the loaded state
+        if cfg.horizon_decay != "none" and total is None:
+            raise ValueError(
+                f"horizon_decay={cfg.horizon_decay!r} needs the planned run length: attach(..., total=epochs or "
+                f"steps), so that K decays from horizon={cfg.periodic_horizon} to horizon_min={cfg.horizon_min} "
+                f"at its end"
+            )
         if cfg.guard is True and eval_fn is None:
             raise ValueError("guard=True needs eval_fn(model) -> float (the loss on held-out batches)")
         if cfg.refresh_bn_batches > 0 and bn_loader is None:
@@ -408,6 +419,8 @@ class GFMJump:
         text = f"{cfg.mode}, n={cfg.n}"
         if cfg.mode == "periodic":
             text += f", K={cfg.periodic_horizon}, P={cfg.periodic_every}"
+            if cfg.horizon_decay != "none":
+                text += f", K decaying ({cfg.horizon_decay}) to {cfg.horizon_min}"
         if cfg.unit == "step":
             text += f", a snapshot every {cfg.every_n_steps} steps"
         return text
@@ -445,6 +458,7 @@ class GFMJump:
         self._check_dim(self.forecaster, spec)
         _warn("GFMJump: %s after attach; the window restarts at the current weights", what)
         self.recorder = self._new_recorder(self.model, spec)
+        self.momentum.rejected()  # v has the old layout
         self.schedule.seg = 0
         self.schedule.start = self.schedule.counter
         self.recorder.record(self.schedule.counter)
@@ -600,7 +614,9 @@ class GFMJump:
         cfg, model, spec = self.config, self.model, self.recorder.spec
         t0 = time.perf_counter()
         m = self.schedule.target_m()
-        record = JumpRecord(step=self.recorder.steps[-1], epoch=self.schedule.epochs, mode=cfg.mode, n=cfg.n, m=m)
+        record = JumpRecord(
+            step=self.recorder.steps[-1], epoch=self.schedule.epochs, mode=cfg.mode, n=cfg.n, m=m, horizon=m - cfg.n
+        )
         params = spec.check_model(model)
         device = dist.comm_device(params[0].device)
 
@@ -615,6 +631,8 @@ class GFMJump:
             t_guard = time.perf_counter()
             outcome = self._guarded_move(record, model, spec, params, forecast, device)
             record.guard_seconds = time.perf_counter() - t_guard
+        else:
+            self.momentum.rejected()  # a skipped jump made no outer step
         record.reason = outcome.reason
         record.seconds = time.perf_counter() - t0
         self.schedule.attempted()
@@ -628,9 +646,14 @@ class GFMJump:
         delta = forecast.sub_(w_n)  # w_hat_m - w_n, in place: one (D,) buffer
         backup = Backup(params, list(model.buffers()))
         was_training = model.training
+        momentum = self.momentum.term(1.0)  # beta v, (D,), or None (off, or v = 0)
+
+        def step(a: float) -> torch.Tensor:
+            # The displacement of candidate a; the momentum term is scaled by the back-off a / alpha.
+            return a * delta if momentum is None else a * delta + (a / cfg.alpha) * momentum
 
         def write(a: float) -> None:
-            assign_params(model, w_n + a * delta, spec)
+            assign_params(model, w_n + a * delta if momentum is None else w_n + step(a), spec)
             if cfg.refresh_bn_batches > 0:
                 self._refresh_bn(model, device)
 
@@ -650,10 +673,18 @@ class GFMJump:
         record.alphas_tried, record.losses_after = result.alphas_tried, result.losses_after
         if result.outcome.accepted:
             record.accepted, record.alpha = True, result.alpha
-            record.jump_norm = float(delta.norm()) * result.alpha
+            if self.momentum.enabled:
+                applied = step(result.alpha)
+                record.jump_norm = float(applied.norm())
+                if momentum is not None:
+                    record.momentum_norm = float(momentum.norm()) * result.alpha / cfg.alpha
+                self.momentum.accepted(applied)
+            else:
+                record.jump_norm = float(delta.norm()) * result.alpha
             self._after_accept(record)
         else:
             backup.restore()
+            self.momentum.rejected()
         model.train(was_training)
         return result.outcome
 
@@ -701,8 +732,8 @@ class GFMJump:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs (counters, history, the recorder's snapshots; with
-        ``lr_profile`` the window's learning-rate sums, ``"lr_window"``)."""
+        """Everything a resumed run needs (counters, history, the recorder's snapshots,
+        ``outer_momentum``'s ``v``; with ``lr_profile`` the window's learning-rate sums, ``"lr_window"``)."""
         if self._saved_state is not None and self.recorder is None:
             return dict(self._saved_state)
         return {
@@ -713,6 +744,7 @@ class GFMJump:
             "history": [r.to_dict() for r in self.history],
             "recorder": self.recorder.state_dict() if self.recorder is not None else None,
             **({"lr_window": self.lr_window.state_dict()} if self.lr_window is not None else {}),
+            "momentum": self.momentum.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -749,13 +781,15 @@ class GFMJump:
                 _warn("GFMJump: the saved state holds no learning-rate sums (lr_profile was off); the window's "
                       "intervals are taken at the current rate")
                 self.lr_window.assume_constant(len(self.recorder), self._lr_now())
+        self.momentum.load_state_dict(state.get("momentum") or {}, numel=self.recorder.spec.numel)
         self.active = True
         self.history = [JumpRecord.from_dict(r) for r in state.get("history", [])]
 
     def save_state(self, path: str | os.PathLike, *, all_ranks: bool = False) -> Path:
         """Write :meth:`state_dict` as one safetensors file (atomic), beside a checkpoint.
 
-        Snapshots go in the tensor ``"recorder.weights"`` (``(T, D)``); everything else is
+        Snapshots go in the tensor ``"recorder.weights"`` (``(T, D)``), ``outer_momentum``'s
+        ``v`` (when nonzero) in ``"momentum.velocity"`` (``(D,)``); everything else is
         JSON in the metadata. Under ``torch.distributed`` only rank 0 writes unless
         ``all_ranks`` (each rank then needs its own path).
         """
@@ -769,19 +803,23 @@ class GFMJump:
             rec = dict(rec)
             tensors["recorder.weights"] = rec.pop("weights")
             state = {**state, "recorder": rec}
+        velocity = (state.get("momentum") or {}).get("velocity")
+        if velocity is not None:
+            tensors["momentum.velocity"] = velocity
+            state = {**state, "momentum": {"velocity": None}}
         meta = {
             "format": STATE_FORMAT,
             "version": _STATE_VERSION,
             "state": json.dumps({k: v for k, v in state.items() if k not in ("format", "version")}),
         }
-        if not tensors:  # safetensors needs no tensors, but keep the file self-describing
+        if "recorder.weights" not in tensors:  # safetensors needs no tensors, but keep the file self-describing
             tensors["recorder.weights"] = torch.empty(0, 0)
             meta["no_recorder"] = "1"
         return atomic_save_file(tensors, path, meta)
 
     def load_state(self, path: str | os.PathLike) -> None:
         """Restore from a file written by :meth:`save_state`."""
-        meta, _ = read_header(path)
+        meta, header = read_header(path)
         if meta.get("format") != STATE_FORMAT:
             raise FileFormatError(f"{path}: not a GFMJump state file (format {meta.get('format')!r})")
         if meta.get("version") != _STATE_VERSION:
@@ -792,6 +830,8 @@ class GFMJump:
         state["format"], state["version"] = STATE_FORMAT, _STATE_VERSION
         if state.get("recorder") is not None and meta.get("no_recorder") != "1":
             state["recorder"]["weights"] = load_tensors(path, ["recorder.weights"])["recorder.weights"]
+        if "momentum.velocity" in header:
+            state["momentum"] = {"velocity": load_tensors(path, ["momentum.velocity"])["momentum.velocity"]}
         self.load_state_dict(state)
 
     # ------------------------------------------------------------------ misc

@@ -30,6 +30,15 @@ def test_defaults_are_the_recommended_schedule_a():
     assert JumpConfig(alpha=0.5).candidate_alphas(True) == (0.5, 0.25, 0.125)
 
 
+def test_policy_options_are_off_by_default_and_round_trip():
+    cfg = JumpConfig()
+    assert (cfg.horizon_decay, cfg.horizon_min, cfg.outer_momentum) == ("none", 1, 0.0)
+    on = JumpConfig(horizon_decay="cosine", horizon_min=2, outer_momentum=0.9)
+    assert JumpConfig.from_json(on.to_json()) == on
+    old = JumpRecord.from_dict({"step": 4, "epoch": 4, "mode": "far", "n": 4, "m": 20})  # a record from before
+    assert old.horizon is None and old.momentum_norm == 0.0
+
+
 def test_json_round_trip():
     cfg = JumpConfig(mode="far", n=3, horizon=20, unit="step", every_n_steps=5, alphas=[1.0, 0.3], guard=True)
     assert cfg.alphas == (1.0, 0.3)
@@ -58,6 +67,14 @@ def test_json_round_trip():
         ({"guard": "yes"}, "guard"),
         ({"snapshot_dtype": "int8"}, "snapshot_dtype"),
         ({"jump_past_end": "no"}, "jump_past_end"),
+        ({"horizon_decay": "exp"}, "horizon_decay must be one of"),
+        ({"horizon_decay": "linear", "mode": "far"}, 'horizon_decay=.linear. needs mode="periodic"'),
+        ({"horizon_min": 0}, "horizon_min must be an integer >= 1"),
+        ({"horizon_decay": "linear", "horizon": 3, "horizon_min": 4}, "horizon_min=4 must be <= the horizon K=3"),
+        ({"outer_momentum": 1.0}, "outer_momentum must be a number in [0, 1)"),
+        ({"outer_momentum": -0.1}, "outer_momentum must be a number in [0, 1)"),
+        ({"outer_momentum": True}, "outer_momentum"),
+        ({"outer_momentum": 0.5, "mode": "far"}, 'outer_momentum > 0 needs mode="periodic"'),
     ],
 )
 def test_invalid_options_name_the_problem(kwargs, words):
