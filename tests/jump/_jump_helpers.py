@@ -136,7 +136,7 @@ class Quadratic(nn.Module):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
 
 class ScriptedForecaster:
