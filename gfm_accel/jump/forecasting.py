@@ -87,4 +87,6 @@ def _ask(
     if not raw.is_floating_point() or not bool(torch.isfinite(raw).all()):
         logger.warning("GFMJump: forecast holds NaN/Inf; no jump")
         return Outcome.NONFINITE, None
-    return Outcome.OK, raw.detach().to("cpu", torch.float32)
+    # A copy: the jump turns the forecast into its step in place, and a forecaster may keep the
+    # tensor it returned (``to`` would hand back the same tensor for a CPU float32 one).
+    return Outcome.OK, raw.detach().to("cpu", torch.float32, copy=True)
