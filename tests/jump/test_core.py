@@ -252,7 +252,8 @@ def test_the_default_schedule_in_a_plain_step_loop_and_the_summary_line(caplog):
     x, y, xv, yv = digits(256, 64)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    jump = GFMJump(LinearExtrapolationForecaster()).attach(model, opt, eval_fn=eval_loss_fn(xv, yv), total=100)
+    jump = GFMJump(LinearExtrapolationForecaster(), tolerance=0.3).attach(model, opt, eval_fn=eval_loss_fn(xv, yv),
+                                                                      total=100)
     step = 0
     for epoch in range(25):  # 4 steps per epoch
         g = torch.Generator().manual_seed(epoch)
