@@ -14,7 +14,7 @@ import torch
 
 from ..params import ParamSpec
 
-__all__ = ["Forecaster", "as_batch", "check_prefix"]
+__all__ = ["Forecaster", "as_batch", "check_prefix", "check_lr_profile"]
 
 
 @runtime_checkable
@@ -22,7 +22,9 @@ class Forecaster(Protocol):
     """Anything with ``forecast(prefix, m, spec=None)``.
 
     ``expected_dim`` is the D the forecaster was built for, or ``None`` when it is
-    model-agnostic (it serves any D).
+    model-agnostic (it serves any D). A forecaster that reads a learning-rate profile also
+    has ``schedule_aware = True`` and takes ``forecast(..., lr_profile=...)`` (the layout of
+    :func:`check_lr_profile`); ``GFMJump(lr_profile=True)`` requires both.
     """
 
     expected_dim: int | None
@@ -67,3 +69,35 @@ def check_prefix(prefix: torch.Tensor, m: int, expected_dim: int | None = None) 
     for a in range(0, flat.numel(), step):
         if not bool(torch.isfinite(flat[a : a + step]).all()):
             raise ValueError("prefix holds NaN/Inf values")
+
+
+def check_lr_profile(lr_profile: torch.Tensor, m: int, batch: int) -> torch.Tensor:
+    """Validate a learning-rate profile and return it as ``(B, m+1)`` float64 (CPU).
+
+    Args:
+        lr_profile: ``(m+1,)`` or ``(B, m+1)``: entry ``t`` is the summed base learning rate
+            (optimizer group 0) over the optimizer steps between snapshots ``t - 1`` and
+            ``t`` of the window frame (entry 0 is unused; ``1..n`` the window, ``n+1..m``
+            the horizon), the layout of a trajectory file's ``"lr_sum"``.
+        m: the target index; batch: B.
+
+    Raises:
+        ValueError: a wrong shape (the message names the expected one), or negative /
+            non-finite entries.
+
+    Example:
+        >>> check_lr_profile(torch.ones(4), 3, 2).shape
+        torch.Size([2, 4])
+    """
+    p = torch.as_tensor(lr_profile).detach().cpu().double()
+    given = tuple(p.shape)
+    if p.dim() == 1:
+        p = p.unsqueeze(0).expand(batch, -1)
+    if p.dim() != 2 or p.shape[0] != batch or p.shape[1] != m + 1:
+        raise ValueError(f"lr_profile must have shape (m+1,) or (B, m+1) = ({m + 1},) or ({batch}, {m + 1}): "
+                         f"one summed learning rate per snapshot interval of the window frame; "
+                         f"got {given}")
+    body = p[:, 1:]
+    if not bool(torch.isfinite(body).all()) or bool((body < 0).any()):
+        raise ValueError("lr_profile must hold finite, non-negative summed learning rates")
+    return p

@@ -10,14 +10,22 @@ Choices (the paper is silent or ambiguous; see also ``docs/forecaster.md``):
   not): the flattened observed prefix ``(n+1) D`` is concatenated to ``(w, t)`` at the input.
   The same n must then be used at inference. ``condition="none"`` is the ablation: the field
   trained exactly as Algorithm 1 states, ``v(w, t)``.
-* ``skip="lstsq"`` (an option, default ``"none"``; not in the paper): a linear skip
-  path. A least-squares linear map of the prefix (:mod:`gfm_accel.forecast.skip`), fitted in
-  closed form on the training pairs, forecasts the displacement ``w_m - w_n``; the field
-  learns the residual flow on top of it (every path point ``w_j`` is moved by
-  ``-(j - n)/(m - n)`` times the skip's displacement, so a trajectory the skip predicts
-  exactly has zero velocity), and its last layer starts at zero, so an untrained field
-  forecasts the skip. On gradient descent for linear regression, a linear system, the skip
-  alone is least squares.
+* ``skip`` (not in the paper; :mod:`gfm_accel.forecast.skip`): a linear path beside the field.
+  ``"lstsq"``: a least-squares linear map of the prefix, fitted in closed form on the training
+  pairs; ``"dynamics"``: each prefix's own steps extrapolated by the linear map they follow
+  (``d_{j+1} = A d_j``, fitted per prefix: exact for gradient descent on a quadratic). Either
+  forecasts the displacement ``w_m - w_n``; the field learns the residual flow on top of it
+  (every path point ``w_j`` is moved by ``-(j - n)/(m - n)`` times the skip's displacement, so a
+  trajectory the skip predicts exactly has zero velocity), and its last layer starts at zero,
+  so an untrained field forecasts the skip. **Default ``"auto"``**: the field alone or the
+  dynamics skip alone, the skip only where its held-out error on the training pairs is below
+  half the field's (:meth:`DenseBackend._fit_auto`). Reason: on the paper's linear regression
+  the dynamics skip is 3-10x better than least squares on gradient descent and the field alone
+  is 100x worse there, while on the adaptive optimizers the field alone is best and both skips
+  extrapolate badly (``benchmarks/results/linreg_default/``): neither is best everywhere, and
+  held-out pairs tell them apart. The least-squares skip is not a candidate: it extrapolates
+  across trajectories, which held-out training pairs cannot vouch for on unlike test prefixes. ``"none"`` is the field alone
+  (the default before; Eq. 2's field), with ``condition="none"`` Algorithm 1 as written.
 * Time samples: Algorithm 1 draws one ``t`` per mini-batch; we draw one per trajectory
   and, with ``t_per_traj = k > 1``, k per trajectory per step (a lower-variance estimate of
   the same expectation; default 1, the benchmark decides).
@@ -54,7 +62,7 @@ from ..params import ParamSpec
 from ..trajectories import Trajectories
 from ._modules import build_module
 from .options import FieldOptions
-from .skip import SKIPS, LinearSkip, fit_linear_skip
+from .skip import AUTO_CHOICES, AUTO_MARGIN, SKIPS, DynamicsSkip, LinearSkip, fit_dynamics_skip, fit_linear_skip
 
 __all__ = ["NORMALIZATIONS", "DenseConfig", "DenseField", "DenseBackend", "stack_pairs"]
 
@@ -75,12 +83,16 @@ class DenseConfig(FieldOptions):
         normalization: ``"none"`` (paper) or ``"standardize"``.
         t_per_traj: time samples per trajectory per optimisation step.
         reduction: ``"mean"`` or ``"sum"`` over D in the loss.
-        skip: ``"none"`` (default: the field alone) or ``"lstsq"`` (the linear skip path of
-            :mod:`gfm_accel.forecast.skip`: a least-squares linear map of the prefix, on top of
-            which the field learns the residual flow). The skip brings gradient descent (a linear
-            system) to least squares, 100x better than the field alone, but on adaptive optimizers
-            it extrapolates outlying prefixes badly and is several times worse than the field
-            alone (``benchmarks/results/linreg_default/``), so it is an option, not the default.
+        skip: ``"auto"`` (the default with ``condition="prefix"``: the field alone or the
+            dynamics skip alone, chosen on held-out training pairs), ``"none"`` (the field alone; the default
+            with ``condition="none"``, so that the ablation stays Algorithm 1 as written), ``"lstsq"`` or ``"dynamics"`` (that skip path of
+            :mod:`gfm_accel.forecast.skip` with the field learning the residual flow on top).
+            A skip brings gradient descent (a linear system) to least squares or below, 100x
+            better than the field alone, but on adaptive optimizers it extrapolates outlying
+            prefixes badly and is several times worse than the field alone
+            (``benchmarks/results/linreg_default/``); ``"auto"`` picks per training set.
+        skip_chosen: what fitting ``skip="auto"`` chose (``"none"`` or ``"dynamics"``);
+            None before the fit. Stored in saved files.
         skip_gate: (off by default) with the skip, train the residual field on four fifths of the training
             pairs and measure on the held-out fifth (every 5th pair) how much of what it adds
             to the skip helps: the least-squares factor ``field_scale`` in [0, 1] by which the
@@ -100,8 +112,9 @@ class DenseConfig(FieldOptions):
     normalization: str = "none"
     t_per_traj: int = 1
     reduction: str = "mean"
-    skip: str = "none"
+    skip: str | None = None
     skip_gate: bool = False
+    skip_chosen: str | None = None
     dim: int | None = None
 
     def __post_init__(self) -> None:
@@ -110,8 +123,17 @@ class DenseConfig(FieldOptions):
             raise ValueError(f"unknown normalization {self.normalization!r}; expected one of {NORMALIZATIONS}")
         if self.reduction not in ("mean", "sum"):
             raise ValueError(f"unknown reduction {self.reduction!r}; expected 'mean' or 'sum'")
+        if self.skip is None:  # the default: "auto" for Eq. 2's field, none for Algorithm 1 as written
+            self.skip = "auto" if self.condition == "prefix" else "none"
         if self.skip not in SKIPS:
             raise ValueError(f"unknown skip {self.skip!r}; expected one of {SKIPS}")
+        if self.skip_chosen is not None and (self.skip != "auto" or self.skip_chosen not in AUTO_CHOICES):
+            raise ValueError(f"skip_chosen={self.skip_chosen!r} is set by fitting skip='auto' and must be one of "
+                             f"{AUTO_CHOICES}; got it with skip={self.skip!r}")
+        if self.skip == "dynamics" and self.n < 2:
+            raise ValueError(f"skip='dynamics' fits the prefix's step map and needs n >= 2, got n={self.n}")
+        if self.skip_gate and self.skip not in ("lstsq", "dynamics"):
+            raise ValueError(f"skip_gate needs skip='lstsq' or 'dynamics', got skip={self.skip!r}")
         for name in ("depth", "t_per_traj"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -120,6 +142,13 @@ class DenseConfig(FieldOptions):
             raise ValueError(f"depth must be >= 2, got {self.depth}")
         if self.dim is not None and (not isinstance(self.dim, int) or self.dim < 1):
             raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
+
+    @property
+    def skip_kind(self) -> str:
+        """The skip in use: ``skip``, or for ``"auto"`` what fitting chose (``"none"`` before)."""
+        if self.skip == "auto":
+            return self.skip_chosen or "none"
+        return self.skip
 
 
 class DenseField(nn.Module):
@@ -192,6 +221,8 @@ class DenseBackend:
     """
 
     variant: ClassVar[str] = "dense"
+    #: The dense field reads no learning-rate profile (``forecast`` ignores ``lr_profile``).
+    schedule_aware: ClassVar[bool] = False
 
     def __init__(self, config: DenseConfig, *, initialize: bool = True) -> None:
         self.config = config
@@ -209,6 +240,11 @@ class DenseBackend:
     def from_config(cls, config: dict, *, initialize: bool = True) -> "DenseBackend":
         """Build from :meth:`config_dict` output (``initialize=False`` when weights follow)."""
         config = dict(config)
+        if config.get("dim") is not None:
+            # A fitted config written before the skip option had no skip.
+            config.setdefault("skip", "none")
+            if config["skip"] == "auto" and config.get("skip_chosen") is None:
+                raise ValueError("a fitted dense config with skip='auto' must record skip_chosen (what the fit chose)")
         return cls(DenseConfig.from_dict(config), initialize=initialize)
 
     def config_dict(self) -> dict:
@@ -226,16 +262,19 @@ class DenseBackend:
         self.mean = torch.zeros(dim)
         self.std = torch.ones(dim)
         self.skip = None
-        if cfg.skip == "lstsq":
+        if cfg.skip_kind == "lstsq":
             self.skip = LinearSkip(torch.zeros(LinearSkip.shape_for(cfg.n, dim)), torch.zeros(dim), torch.zeros(dim))
-        self.field_scale = 1.0
+        elif cfg.skip_kind == "dynamics":
+            self.skip = DynamicsSkip(torch.zeros(dim), torch.zeros(dim), horizon=max(1, (cfg.m or cfg.n + 1) - cfg.n))
+        # With "auto", a chosen skip is used alone (field_scale 0); otherwise the field's full flow.
+        self.field_scale = 0.0 if cfg.skip == "auto" and cfg.skip_kind != "none" else 1.0
         self.config.dim = dim
 
     def _new_field(self, dim: int, seed: int | None) -> None:
         cfg = self.config
         cond_dim = (cfg.n + 1) * dim if cfg.condition == "prefix" else 0
         self.field = build_module(lambda: DenseField(dim, cfg.hidden, cfg.depth, cond_dim), seed)
-        if cfg.skip == "lstsq" and seed is not None:
+        if cfg.skip_kind != "none" and seed is not None:
             # The residual field starts at zero: the untrained forecaster is the skip.
             with torch.no_grad():
                 self.field.net[-1].weight.zero_()
@@ -279,6 +318,8 @@ class DenseBackend:
         prefix, w_m, m = stack_pairs(data, cfg.n, cfg.m)
         n_traj, _, dim = prefix.shape
         cfg.m = m
+        if cfg.skip == "auto":
+            cfg.skip_chosen = None  # chosen again below
         self._build(dim, seed)  # seeded; the global RNG is left untouched
         if cfg.normalization == "standardize":
             snaps = torch.cat([t.weights[:, : m + 1].reshape(-1, dim) for t in data]).float()
@@ -286,6 +327,8 @@ class DenseBackend:
             self.std = snaps.std(0).clamp_min(1e-8)
         prefix_n, w_m_n = self._norm(prefix), self._norm(w_m)
         train = dict(m=m, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        if cfg.skip == "auto":
+            return self._fit_auto(prefix_n, w_m_n, progress=progress, **train)
         if self.skip is None:
             return self._train(prefix_n, w_m_n, progress=progress, **train)
         if cfg.skip_gate and n_traj >= 5:
@@ -294,7 +337,7 @@ class DenseBackend:
             held = torch.arange(n_traj) % 5 == 4
             history = self._train(prefix_n[~held], w_m_n[~held], progress=progress, desc="GFM fit (gate)", **train)
             pre = prefix_n[held]
-            skip_only = pre[:, cfg.n] + self.skip.displacement(pre)
+            skip_only = pre[:, cfg.n] + self._skip_shift(pre, m)
             added = (self._forecast_normalized(pre, m) - skip_only).double()  # what the field adds
             wanted = (w_m_n[held] - skip_only).double()
             # The least-squares share of the field's addition on the held-out pairs, in [0, 1].
@@ -305,10 +348,77 @@ class DenseBackend:
             self._new_field(dim, seed)
             if self.field_scale == 0.0:
                 # The skip alone (refitted on every pair): a fresh field's last layer is zero.
-                self.skip = fit_linear_skip(prefix_n, w_m_n - prefix_n[:, cfg.n])
+                self.skip = self._fit_skip(cfg.skip_kind, prefix_n, w_m_n, m)
                 self.field.eval()
                 return history
         return self._train(prefix_n, w_m_n, progress=progress, **train)
+
+    def _fit_auto(
+        self, prefix_n: Tensor, w_m_n: Tensor, *, m: int, epochs: int, batch_size: int, lr: float, seed: int,
+        progress: bool,
+    ) -> list[float]:
+        """``skip="auto"``: the field alone or the dynamics skip alone (:data:`~.skip.AUTO_CHOICES`).
+
+        Held-out squared error of the forecast of ``w_m`` (normalized units) on the training
+        pairs only: the skip by 5-fold cross-validation over every pair (cheap, and a skip's
+        failure is a few outlying prefixes, which only many held-out pairs show); the field
+        trained on four fifths and measured on the fifth held out (every 5th pair), as the gate
+        does. The skip wins only below :data:`~.skip.AUTO_MARGIN` times the field's error (the
+        field's estimate rests on few pairs, and the field is the safer forecaster); the field
+        is then retrained on every pair, or the skip refitted on every pair with the field left
+        at zero. Fewer than 5 pairs: the field.
+        """
+        cfg = self.config
+        n_traj, n = prefix_n.shape[0], cfg.n
+        errors: dict[str, float] = {}
+        folds = torch.arange(n_traj) % 5
+        if n_traj >= 5:
+            for kind in AUTO_CHOICES[1:]:
+                if kind == "dynamics" and n < 2:
+                    continue
+                sq = 0.0
+                for f in range(5):
+                    tr, te = folds != f, folds == f
+                    self.skip = self._fit_skip(kind, prefix_n[tr], w_m_n[tr], m)
+                    pred = prefix_n[te, n] + self._skip_shift(prefix_n[te], m)
+                    sq += float((pred.double() - w_m_n[te].double()).pow(2).sum())
+                errors[kind] = sq / w_m_n.numel() if math.isfinite(sq) else math.inf
+            self.skip = None
+            held = folds == 4
+            history = self._train(prefix_n[~held], w_m_n[~held], m=m, epochs=epochs, batch_size=batch_size, lr=lr,
+                                  seed=seed, progress=progress, desc="GFM fit (auto, held-out check)")
+            err = float((self._forecast_normalized(prefix_n[held], m).double() - w_m_n[held].double()).pow(2).mean())
+            errors["none"] = err if math.isfinite(err) else math.inf
+        skips = {k: v for k, v in errors.items() if k != "none"}
+        best = min(skips, key=lambda k: skips[k]) if skips else None
+        chosen = best if best is not None and skips[best] < AUTO_MARGIN * errors["none"] else "none"
+        cfg.skip_chosen = chosen
+        logger.info("dense GFM skip='auto': held-out MSE %s; chosen %r",
+                    ", ".join(f"{k} {v:.4g}" for k, v in errors.items()) or "(fewer than 5 pairs)", chosen)
+        self._new_field(cfg.dim, seed)
+        if chosen == "none":
+            self.skip, self.field_scale = None, 1.0
+            return self._train(prefix_n, w_m_n, m=m, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                               progress=progress)
+        self.skip, self.field_scale = self._fit_skip(chosen, prefix_n, w_m_n, m), 0.0
+        self.field.eval()
+        return history
+
+    def _fit_skip(self, kind: str, prefix_n: Tensor, w_m_n: Tensor, m: int) -> LinearSkip | DynamicsSkip:
+        """A skip of ``kind`` fitted on normalized pairs (the dynamics skip works in weight units)."""
+        n = prefix_n.shape[1] - 1
+        if kind == "lstsq":
+            return fit_linear_skip(prefix_n, w_m_n - prefix_n[:, n])
+        return fit_dynamics_skip((w_m_n - prefix_n[:, n]) * self.std, m - n)
+
+    def _skip_shift(self, pre: Tensor, m: int) -> Tensor:
+        """The skip's displacement ``w_m - w_n`` for a normalized prefix ``(B, n+1, D)``, normalized."""
+        n = pre.shape[1] - 1
+        if isinstance(self.skip, DynamicsSkip):
+            raw = pre.double() * self.std.double() + self.mean.double()
+            return (self.skip.displacement(raw, m - n) / self.std.double()).to(pre.dtype)
+        # Fitted for the trained m; another horizon scales it linearly (an approximation).
+        return self.skip.displacement(pre) * ((m - n) / (self.config.m - n))
 
     def _train(
         self, prefix_n: Tensor, w_m_n: Tensor, *, m: int, epochs: int, batch_size: int, lr: float, seed: int,
@@ -323,8 +433,8 @@ class DenseBackend:
             # w_j of the path is moved by -(j - n)/(m - n) times the skip's displacement (the
             # straight drift from w_n at t_n to the skip's forecast at 1), so a zero field
             # forecasts the skip exactly, and a trajectory the skip predicts has zero velocity.
-            self.skip = fit_linear_skip(prefix_n, w_m_n - prefix_n[:, cfg.n])
-            shift = self.skip.displacement(prefix_n)  # (N, D)
+            self.skip = self._fit_skip(cfg.skip_kind, prefix_n, w_m_n, m)
+            shift = self._skip_shift(prefix_n, m)  # (N, D)
             w_m_n = w_m_n - shift
             frac = (torch.arange(cfg.n + 1, dtype=shift.dtype) - cfg.n) / (m - cfg.n)  # (n+1,), <= 0
             path_prefix = prefix_n - frac.view(1, -1, 1) * shift.unsqueeze(1)
@@ -361,7 +471,8 @@ class DenseBackend:
     # ------------------------------------------------------------- forecast
     @torch.no_grad()
     def forecast(
-        self, prefix: Tensor, m: int, spec: ParamSpec | None = None, *, return_states: bool = False
+        self, prefix: Tensor, m: int, spec: ParamSpec | None = None, *, return_states: bool = False,
+        lr_profile: Tensor | None = None,
     ) -> ODEResult:
         """Integrate the field from ``w_n`` at ``t_n = n/m`` to 1.
 
@@ -371,6 +482,7 @@ class DenseBackend:
                 scales the skip's displacement by ``(m - n) / (m_trained - n)``.
             spec: ignored (the dense field sees no layout).
             return_states: keep every ODE state (in weight units).
+            lr_profile: ignored (the dense field is not schedule-aware).
 
         Returns:
             ODEResult with ``final (B, D)`` in the prefix's device.
@@ -410,8 +522,7 @@ class DenseBackend:
             res = integrate(self._field_fn(cond), pre[:, n], n / m, 1.0, method=cfg.solver, step=step, tau=cfg.tau,
                             return_states=return_states)
         if self.skip is not None:
-            # Fitted for the trained m; another horizon scales it linearly (an approximation).
-            shift = self.skip.displacement(pre) * ((m - n) / (cfg.m - n))  # (B, D)
+            shift = self._skip_shift(pre, m)  # (B, D)
             w_n = pre[:, n]
             res.final = w_n + self.field_scale * (res.final - w_n) + shift
             if res.states is not None:  # the skip's share grows linearly over [t_n, 1]
@@ -426,8 +537,9 @@ class DenseBackend:
         out = {f"field.{k}": v.detach().clone() for k, v in self.field.state_dict().items()}
         out["norm.mean"] = self.mean.clone()
         out["norm.std"] = self.std.clone()
-        if self.skip is not None:
+        if isinstance(self.skip, LinearSkip):
             out["skip.coef"] = self.skip.coef.clone()
+        if self.skip is not None:
             out["skip.low"] = self.skip.low.clone()
             out["skip.high"] = self.skip.high.clone()
             out["skip.field_scale"] = torch.tensor(float(self.field_scale))
@@ -454,14 +566,17 @@ class DenseBackend:
         if not bool((self.std > 0).all()):
             raise ValueError("tensor 'norm.std' must be positive")
         if self.skip is not None:
-            coef = tensors["skip.coef"].float()
-            if coef.shape != self.skip.coef.shape:
-                raise ValueError(f"tensor 'skip.coef' has shape {tuple(coef.shape)}, expected "
-                                 f"{tuple(self.skip.coef.shape)}")
             low, high = tensors["skip.low"].float(), tensors["skip.high"].float()
             if low.shape != (self.config.dim,) or high.shape != (self.config.dim,) or not bool((low <= high).all()):
                 raise ValueError(f"tensors 'skip.low'/'skip.high' must be ({self.config.dim},) with low <= high")
-            self.skip = LinearSkip(coef.clone(), low.clone(), high.clone())
+            if isinstance(self.skip, LinearSkip):
+                coef = tensors["skip.coef"].float()
+                if coef.shape != self.skip.coef.shape:
+                    raise ValueError(f"tensor 'skip.coef' has shape {tuple(coef.shape)}, expected "
+                                     f"{tuple(self.skip.coef.shape)}")
+                self.skip = LinearSkip(coef.clone(), low.clone(), high.clone())
+            else:
+                self.skip = DynamicsSkip(low.clone(), high.clone(), horizon=self.config.m - self.config.n)
             scale = tensors["skip.field_scale"].float()
             if scale.shape != () or not 0.0 <= float(scale) <= 1.0:
                 raise ValueError(f"tensor 'skip.field_scale' must be a scalar in [0, 1], got {scale.tolist()}")

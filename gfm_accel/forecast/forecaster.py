@@ -51,7 +51,7 @@ from .._io import FileFormatError, atomic_save_file, decode_metadata, encode_met
 from ..flow.solver import ODEResult
 from ..params import ParamSpec
 from ..trajectories import Trajectories, load_trajectories
-from .base import as_batch, check_prefix
+from .base import as_batch, check_lr_profile, check_prefix
 from .options import CONDITIONS, FieldOptions, field_option_names
 
 __all__ = [
@@ -88,7 +88,10 @@ class ForecasterBackend(Protocol):
     them: the backend then uses its own defaults (dense: the paper's 1000 / 16 / 1e-4).
 
     ``forecast`` receives a validated, batched float32 prefix ``(B, n+1, D)`` and returns an
-    :class:`~gfm_accel.flow.solver.ODEResult` whose ``final`` is ``(B, D)``.
+    :class:`~gfm_accel.flow.solver.ODEResult` whose ``final`` is ``(B, D)``. A validated
+    ``lr_profile`` (``(m+1,)`` or ``(B, m+1)``, :func:`~gfm_accel.forecast.base.check_lr_profile`)
+    comes as a keyword only when the caller gave one; backends read it when their
+    ``schedule_aware`` attribute (optional, default False) is True and ignore it otherwise.
     """
 
     variant: ClassVar[str]
@@ -228,11 +231,14 @@ class GFMForecaster:
         n, m, condition, path, beta, gamma, zeta, hidden, solver, step, tau: see :class:`GFMConfig`;
             ``None`` (the default for all but n and m) means the variant's own default.
             :attr:`config` holds the resolved values. For ``"dense"`` the default is the
-            prefix-conditioned field (Eq. 2), the best variant measured over the five
-            optimizers (``benchmarks/results/linreg_default/``); ``condition="none"`` is the
-            ablation that trains the field exactly as Algorithm 1 states, ``v(w, t)``.
+            prefix-conditioned field (Eq. 2) with ``skip="auto"``: the field alone or a linear
+            skip alone (least squares, or the prefix's own linear dynamics), whichever is best
+            on held-out training pairs; the best variant measured over the five optimizers
+            (``benchmarks/results/linreg_default/``). ``condition="none"`` is the ablation that
+            trains the field exactly as Algorithm 1 states, ``v(w, t)``; ``skip="none"`` the
+            field alone.
         **variant_options: backend-specific options (e.g. dense ``normalization="standardize"``,
-            ``skip="lstsq"``: the least-squares linear skip, best on gradient descent).
+            ``skip="none" | "lstsq" | "dynamics" | "auto"``).
 
     Example:
         >>> w = torch.linspace(0, 1, 12).view(1, 12, 1).repeat(4, 1, 3)
@@ -294,6 +300,11 @@ class GFMForecaster:
     @property
     def variant(self) -> str:
         return self.backend.variant
+
+    @property
+    def schedule_aware(self) -> bool:
+        """Whether :meth:`forecast` reads ``lr_profile`` (coordinate ``schedule_aware=True``)."""
+        return bool(getattr(self.backend, "schedule_aware", False))
 
     @property
     def expected_dim(self) -> int | None:
@@ -382,7 +393,10 @@ class GFMForecaster:
         return batch, unbatched, int(m)
 
     @torch.no_grad()
-    def forecast(self, prefix: Tensor, m: int | None = None, *, spec: ParamSpec | None = None) -> Tensor:
+    def forecast(
+        self, prefix: Tensor, m: int | None = None, *, spec: ParamSpec | None = None,
+        lr_profile: Tensor | None = None,
+    ) -> Tensor:
         """Forecast ``w_m`` from ``w_0..w_n``.
 
         Args:
@@ -390,12 +404,24 @@ class GFMForecaster:
                 in float32 by the dense backend; the result comes back in the prefix's device).
             m: target index; defaults to the trained m.
             spec: parameter layout (used by the coordinate variant).
+            lr_profile: ``(m+1,)`` or ``(B, m+1)`` summed learning rate per snapshot interval
+                of the window frame (entry 0 unused, ``1..n`` the window, ``n+1..m`` the
+                horizon; the layout of ``"lr_sum"``). Read when :attr:`schedule_aware`,
+                validated and ignored otherwise; None = a constant schedule.
 
         Returns:
             ``(D,)`` or ``(B, D)`` float32.
+
+        Raises:
+            ValueError: a bad prefix or ``m``; an ``lr_profile`` of the wrong shape (the
+                message names ``(m+1,)``) or with negative / non-finite entries.
         """
         batch, unbatched, m = self._prepare(prefix, m)
-        out = self.backend.forecast(batch, m, spec).final
+        if lr_profile is None:
+            out = self.backend.forecast(batch, m, spec).final
+        else:
+            check_lr_profile(lr_profile, m, batch.shape[0])
+            out = self.backend.forecast(batch, m, spec, lr_profile=lr_profile).final
         return out[0] if unbatched else out
 
     @torch.no_grad()

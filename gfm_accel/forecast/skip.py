@@ -1,12 +1,23 @@
-"""The linear skip path of the dense field: a least-squares linear map of each coordinate's prefix.
+"""The linear skip paths of the dense field: a linear forecast of ``w_m - w_n`` beside the flow.
 
-The dense GFM forecaster with ``skip="lstsq"`` (an option; default ``"none"``) adds to
-the integrated flow a displacement that is linear in the observed prefix, fitted in closed
-form on the training pairs; the field then learns the residual flow on top of it. A field
-that outputs zero forecasts exactly this map, so the forecaster starts from least squares:
-on gradient descent for linear regression (a linear system) that is already close to exact.
+Two skips, each forecasting the displacement ``w_m - w_n`` from the observed prefix; with
+``skip="lstsq"`` or ``"dynamics"`` the dense GFM forecaster adds it to the integrated flow and
+the field learns the residual flow on top (a field that outputs zero forecasts the skip);
+the default ``skip="auto"`` uses the field alone or the dynamics skip alone, whichever is
+clearly better on held-out training pairs (:class:`~gfm_accel.forecast.dense.DenseBackend`).
 
-Per coordinate ``d`` the features are the last snapshot and the steps of the prefix,
+* **least squares** (:func:`fit_linear_skip`, ``"lstsq"``): a linear map of the prefix fitted
+  in closed form on the training pairs (below);
+* **linear dynamics** (:func:`dynamics_displacement`, ``"dynamics"``): each prefix's own steps
+  ``d_j = w_j - w_{j-1}`` are fitted by one linear map ``d_{j+1} = A d_j`` (symmetric, as the
+  step map ``I - lr H`` of gradient descent on a quadratic is, when the prefix determines it;
+  else diagonal) and extrapolated, ``w_m - w_n = sum_{j=1..m-n} A^j d_n``. Nothing is fitted
+  across trajectories, so it holds for a prefix unlike any training one as long as the
+  dynamics are linear: on gradient descent for linear regression it is exact up to the
+  snapshots' float32 rounding (3-4x below least squares on the paper's benchmark), while
+  under Adam (near-constant steps) it is a straight line and overshoots.
+
+The least-squares skip. Per coordinate ``d`` the features are the last snapshot and the steps of the prefix,
 ``f_d = (w_n, w_n - w_{n-1}, ..., w_1 - w_0)`` (``n + 1`` values; ``w_0`` for n = 0), and the
 target is the displacement ``w_m - w_n``. Two forms, chosen by size:
 
@@ -35,10 +46,20 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["SKIPS", "RIDGE_GRID", "FULL_MAX_FEATURES", "LinearSkip", "skip_features", "fit_linear_skip"]
+__all__ = ["SKIPS", "AUTO_CHOICES", "AUTO_MARGIN", "RIDGE_GRID", "FULL_MAX_FEATURES", "LinearSkip", "skip_features", "fit_linear_skip",
+           "DYNAMICS_MAX_EIG", "fit_step_maps", "dynamics_displacement", "DynamicsSkip", "fit_dynamics_skip"]
 
-#: ``"lstsq"``: the least-squares linear skip; ``"none"``: no skip (Algorithm 1's field alone).
-SKIPS: tuple[str, ...] = ("none", "lstsq")
+#: ``"none"``: the field alone; ``"lstsq"``: the least-squares linear skip under a residual field;
+#: ``"dynamics"``: the linear-dynamics skip under a residual field; ``"auto"``: the field alone or
+#: the dynamics skip alone, chosen on held-out training pairs.
+SKIPS: tuple[str, ...] = ("none", "lstsq", "dynamics", "auto")
+#: What ``"auto"`` can choose. Not the least-squares skip: it extrapolates *across* trajectories,
+#: and held-out training pairs cannot show how it does on a test prefix unlike every training one
+#: (measured: on RMSprop, seed 2 of ``benchmarks/bench_linreg_default.py``, its 5-fold error was
+#: 0.032 against the field's 0.035, and on the test trajectories it was 1.32 against 0.0069).
+AUTO_CHOICES: tuple[str, ...] = ("none", "dynamics")
+#: ``"auto"`` takes the dynamics skip only when its held-out error is below this fraction of the field's.
+AUTO_MARGIN = 0.5
 #: Ridge penalties tried, relative to the (standardized) feature scale; the first is plain least squares.
 RIDGE_GRID: tuple[float, ...] = (1e-14, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 #: Largest ``(n+1) D`` for which the full (cross-coordinate) map is fitted.
@@ -143,3 +164,122 @@ def fit_linear_skip(prefix: Tensor, displacement: Tensor, *, chunk: int = 4096) 
         coef[a:z, -1] = y_mean.squeeze(1) - (x_mean.squeeze(1) * best).sum(dim=-1)
     lo, hi = displacement.amin(dim=0).float(), displacement.amax(dim=0).float()
     return LinearSkip(coef=coef.float(), low=lo - 0.5 * (hi - lo), high=hi + 0.5 * (hi - lo))
+
+
+# ------------------------------------------------------------------ the linear-dynamics skip
+#: Eigenvalues of a fitted step map are clipped to ``[-DYNAMICS_MAX_EIG, DYNAMICS_MAX_EIG]``.
+DYNAMICS_MAX_EIG = 1.0
+
+
+def fit_step_maps(prefix: Tensor) -> Tensor:
+    """Per trajectory, the linear map ``A`` with ``d_{j+1} ~ A d_j`` for the prefix's steps.
+
+    ``d_j = w_j - w_{j-1}`` (j = 1..n). Gradient descent on a quadratic with Hessian ``H`` has
+    exactly ``d_{j+1} = (I - lr H) d_j``, a symmetric map; so ``A`` is fitted symmetric, by least
+    squares over the ``n - 1`` transitions, when that is overdetermined (``D (D + 1) / 2 <
+    (n - 1) D``, i.e. ``D < 2 n - 3``), and diagonal (one factor per coordinate) otherwise.
+    The fit is in float64 on the raw weights (the symmetric form is not invariant to
+    per-coordinate scaling).
+
+    Args:
+        prefix: ``(B, n+1, D)`` with n >= 2.
+
+    Returns:
+        ``(B, D, D)`` float64 symmetric maps.
+
+    Example:
+        >>> a = torch.tensor([[0.9, 0.05], [0.05, 0.7]], dtype=torch.float64)
+        >>> w = [torch.tensor([1.0, -1.0], dtype=torch.float64)]
+        >>> d = torch.tensor([0.3, 0.2], dtype=torch.float64)
+        >>> for _ in range(4):
+        ...     w.append(w[-1] + d); d = a @ d
+        >>> torch.allclose(fit_step_maps(torch.stack(w).unsqueeze(0))[0], a)
+        True
+    """
+    b, n1, d = prefix.shape
+    if n1 < 3:
+        raise ValueError(f"the dynamics skip needs at least 3 snapshots (n >= 2), got n+1={n1}")
+    p = prefix.double()
+    steps = p[:, 1:] - p[:, :-1]  # (B, n, D)
+    x, y = steps[:, :-1], steps[:, 1:]  # (B, n-1, D): y_j = A x_j
+    if d * (d + 1) // 2 >= (n1 - 2) * d:
+        num = (x * y).sum(dim=1)
+        den = (x * x).sum(dim=1)
+        diag = torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
+        return torch.diag_embed(diag)
+    rows, cols = torch.triu_indices(d, d)  # the free entries A[r, c] = A[c, r], r <= c
+    # Equation (j, i): y_j[i] = sum_k A[i, k] x_j[k]; unknown u is A[rows[u], cols[u]].
+    design = torch.zeros(b, n1 - 2, d, rows.numel(), dtype=torch.float64)
+    for u, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
+        design[:, :, r, u] += x[:, :, c]
+        if r != c:
+            design[:, :, c, u] += x[:, :, r]
+    sol = torch.linalg.lstsq(design.reshape(b, -1, rows.numel()), y.reshape(b, -1, 1), driver="gelsd").solution
+    a = torch.zeros(b, d, d, dtype=torch.float64)
+    a[:, rows, cols] = sol[..., 0]
+    a[:, cols, rows] = sol[..., 0]
+    return a
+
+
+def dynamics_displacement(prefix: Tensor, horizon: int) -> Tensor:
+    """``w_{n+K} - w_n`` if the steps keep following the fitted map: ``sum_{j=1..K} A^j d_n``.
+
+    Computed through the eigendecomposition of each symmetric map, eigenvalues clipped to
+    ``[-1, 1]`` (a fitted growth is read as a constant step: the sum of an eigenvalue 1 over
+    K steps is K, linear extrapolation along that direction).
+
+    Args:
+        prefix: ``(B, n+1, D)``, n >= 2.
+        horizon: K = m - n >= 1.
+
+    Returns:
+        ``(B, D)`` float64.
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    p = prefix.double()
+    lam, vec = torch.linalg.eigh(fit_step_maps(p))  # (B, D), (B, D, D)
+    lam = lam.clamp(-DYNAMICS_MAX_EIG, DYNAMICS_MAX_EIG)
+    near_one = (1.0 - lam).abs() < 1e-9
+    geo = torch.where(near_one, torch.full_like(lam, float(horizon)),
+                      lam * (1.0 - lam.pow(horizon)) / torch.where(near_one, torch.ones_like(lam), 1.0 - lam))
+    last = p[:, -1] - p[:, -2]  # (B, D)
+    coeff = torch.einsum("bij,bi->bj", vec, last) * geo  # in the eigenbasis
+    return torch.einsum("bij,bj->bi", vec, coeff)
+
+
+@dataclass
+class DynamicsSkip:
+    """The linear-dynamics skip: each prefix's own steps extrapolated by their fitted linear map.
+
+    Nothing is learned from other trajectories but the clamp: the displacement is clamped to
+    ``[low, high]``, the training displacements' range (for the trained horizon) widened by
+    half its width on each side, scaled linearly for another horizon.
+
+    Attributes:
+        low, high: ``(D,)`` float32 bounds for ``w_m - w_n`` at the trained horizon.
+        horizon: the trained ``m - n``.
+
+    Example:
+        >>> w = torch.stack([torch.tensor([1.0 - 0.5 ** j]) for j in range(8)]).view(1, 8, 1)
+        >>> skip = DynamicsSkip(torch.tensor([-1.0]), torch.tensor([1.0]), horizon=4)
+        >>> round(float(w[0, 3, 0] + skip.displacement(w[:, :4], 4)[0, 0]), 6), float(w[0, 7, 0])
+        (0.992188, 0.9921875)
+    """
+
+    low: Tensor
+    high: Tensor
+    horizon: int
+
+    def displacement(self, prefix: Tensor, horizon: int) -> Tensor:
+        """``(B, n+1, D)`` -> ``(B, D)`` (the prefix's dtype): the forecast of ``w_{n+K} - w_n``."""
+        out = dynamics_displacement(prefix, horizon)
+        scale = horizon / self.horizon
+        low, high = self.low.double() * scale, self.high.double() * scale
+        return torch.maximum(torch.minimum(out, high), low).to(prefix.dtype)
+
+
+def fit_dynamics_skip(displacement: Tensor, horizon: int) -> DynamicsSkip:
+    """The clamp of a :class:`DynamicsSkip` from the training displacements ``(N, D)`` at ``horizon``."""
+    lo, hi = displacement.amin(dim=0).float(), displacement.amax(dim=0).float()
+    return DynamicsSkip(low=lo - 0.5 * (hi - lo), high=hi + 0.5 * (hi - lo), horizon=horizon)

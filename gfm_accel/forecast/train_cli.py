@@ -8,9 +8,11 @@ the T (steps) axis, ``m`` defaults to ``T - 1``. Variant-specific options go thr
 repeatable ``--option KEY=VALUE`` (the value is read as JSON when it parses, else as a
 string), e.g. ``--option normalization=standardize --option t_per_traj=4``. Options left
 unset take the variant's defaults. For ``dense`` that is the prefix-conditioned field (Eq. 2)
-and otherwise the paper's values (Table 1, Table 5, Appendices A and E); ``--condition none``
-is the ablation that trains the field exactly as Algorithm 1 states, ``v(w, t)`` without the
-prefix. ``--option skip=lstsq`` adds the least-squares linear skip (``docs/forecaster.md``).
+with ``skip=auto`` (the field alone or a linear skip alone, least squares or the prefix's own
+linear dynamics, whichever is best on held-out training pairs) and otherwise the paper's
+values (Table 1, Table 5, Appendices A and E); ``--condition none`` is the ablation that
+trains the field exactly as Algorithm 1 states, ``v(w, t)`` without the prefix, and
+``--option skip=none`` the field alone (``docs/forecaster.md``).
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="F.safetensors", help="where to write the forecaster")
     parser.add_argument("--variant", choices=["dense", "coordinate"], default="dense")
     parser.add_argument("--condition", choices=["none", "prefix"], default=None,
-                        help="'prefix' (default): the field also sees w_0..w_n (Eq. 2; --option skip=lstsq adds "
-                             "the dense field's least-squares linear skip); 'none': the ablation, v(w, t) trained "
-                             "exactly as Algorithm 1 states")
+                        help="'prefix' (default): the field also sees w_0..w_n (Eq. 2; the dense default --option "
+                             "skip=auto may replace the field by a linear skip where held-out training pairs say "
+                             "it is better; skip=none keeps the field alone); 'none': the ablation, v(w, t) "
+                             "trained exactly as Algorithm 1 states")
     parser.add_argument("--path", choices=["paper", "from_last"], default=None,
                         help="training path: Algorithm 1 literally (dense default), or the consistent path from w_n")
     parser.add_argument("--n", type=int, default=4, help="last observed snapshot index (prefix w_0..w_n)")

@@ -4,6 +4,7 @@
 * :mod:`~gfm_accel.jump.schedule`: counters, when a jump is due, its target ``m``;
 * :mod:`~gfm_accel.jump.guard`: exact backup and restore, the candidate search, fixed-batch losses;
 * :mod:`~gfm_accel.jump.forecasting`: the forecast step (rank 0 forecasts, every rank gets it);
+* :mod:`~gfm_accel.jump.momentum`: ``outer_momentum``'s velocity (the last accepted displacement);
 * :mod:`~gfm_accel.jump.outcome`: :class:`Outcome`, what became of an attempt;
 * :mod:`~gfm_accel.jump.config`: :class:`JumpConfig`, :class:`JumpRecord`.
 

@@ -6,7 +6,8 @@ Face and Lightning adapters translate their events into the same calls. All poli
 here; the pieces are modules of their own: :mod:`~gfm_accel.jump.schedule` (counters, when
 a jump is due, its target ``m``), :mod:`~gfm_accel.jump.forecasting` (step 1-2 below),
 :mod:`~gfm_accel.jump.guard` (steps 3-4), :mod:`~gfm_accel.jump.outcome`, and
-:mod:`~gfm_accel.jump.lr` (``lr_horizon``). :meth:`GFMJump._jump` strings them together.
+:mod:`~gfm_accel.jump.lr` (``lr_horizon``, ``lr_profile``). :meth:`GFMJump._jump` strings them
+together.
 
 A jump, step by step (Sections 4.3-4.4 of the paper for the forecast itself):
 
@@ -39,6 +40,11 @@ Design choices where the paper is silent:
 * Only parameters the optimizer updates are moved (``include_unoptimized``); a model or
   optimizer changed after attach restarts the window (:meth:`GFMJump.use_optimizer`).
 * Nothing here consumes global RNG state (:func:`~gfm_accel.jump.rng.keep_global_rng`).
+* ``lr_profile``: GFMJump, not the recorder, keeps the summed learning rate per snapshot
+  interval (:class:`~gfm_accel.jump.lr.LRWindow`): it owns the snapshot timing (the
+  schedule decides when the recorder records) and the scheduler, while the recorder knows
+  neither optimizer nor scheduler. The sums restart with the window and are saved in
+  :meth:`GFMJump.state_dict` (``"lr_window"``, present only with the option on).
 """
 
 from __future__ import annotations
@@ -62,7 +68,8 @@ from .bn import refresh_batchnorm
 from .config import JumpConfig, JumpRecord
 from .forecasting import forecast_step
 from .guard import Backup, check_eval_fn, evaluate, search
-from .lr import future_lr_ratio
+from .lr import LRWindow, can_simulate, future_lr_profile, future_lr_ratio
+from .momentum import OuterMomentum
 from .outcome import Outcome
 from .rng import keep_global_rng
 from .schedule import JumpSchedule, check_total_and_start, far_target
@@ -94,6 +101,8 @@ class GFMJump:
         forecaster: anything with ``forecast(prefix, m, *, spec=None)`` and an
             ``expected_dim`` attribute (:class:`~gfm_accel.forecast.base.Forecaster`).
             ``None`` uses ``gfm_accel.pretrained_forecaster()``, looked up at :meth:`attach`.
+            With ``lr_profile=True`` it must have ``schedule_aware = True`` and is called as
+            ``forecast(prefix, m, spec=spec, lr_profile=profile)``, ``profile`` ``(m+1,)``.
         config: a :class:`JumpConfig`; or give its options as keyword arguments.
         **options: :class:`JumpConfig` fields (``mode``, ``n``, ``horizon``, ``alpha``, ...).
 
@@ -101,7 +110,10 @@ class GFMJump:
         history: one :class:`JumpRecord` per jump attempt.
         recorder: the :class:`~gfm_accel.recorder.WeightRecorder` (after :meth:`attach`).
         schedule: the :class:`~gfm_accel.jump.schedule.JumpSchedule` (counters, due, target).
+        momentum: the :class:`~gfm_accel.jump.momentum.OuterMomentum` of ``outer_momentum``.
         config: the :class:`JumpConfig`.
+        lr_window: the window's summed learning rates (:class:`~gfm_accel.jump.lr.LRWindow`)
+            with ``lr_profile=True`` (after :meth:`attach`), else None.
 
     Example:
         >>> import torch
@@ -132,6 +144,7 @@ class GFMJump:
         self.config = config
         self.forecaster = forecaster
         self.schedule = JumpSchedule(config)
+        self.momentum = OuterMomentum(config.outer_momentum)
         self.history: list[JumpRecord] = []
         self.recorder: WeightRecorder | None = None
         self.model: nn.Module | None = None
@@ -140,6 +153,7 @@ class GFMJump:
         self.bn_loader: Iterable | None = None
         self.lr_scheduler: Any = None
         self.lr_steps_per_snapshot: float | None = None
+        self.lr_window: LRWindow | None = None
         self.active = True
         self._saved_state: dict[str, Any] | None = None
         self._binding: tuple | None = None
@@ -167,9 +181,10 @@ class GFMJump:
         """
         self.schedule.reset()
         self.schedule.total = None
+        self.momentum.rejected()
         self.history = []
         self.recorder = self.model = self.optimizer = self.eval_fn = self.bn_loader = None
-        self.lr_scheduler = self.lr_steps_per_snapshot = None
+        self.lr_scheduler = self.lr_steps_per_snapshot = self.lr_window = None
         self.active = True
         self._saved_state = None
         self._binding = None
@@ -206,7 +221,9 @@ class GFMJump:
                 target is ``total - start`` (in snapshot units). Ignored when a saved state
                 is loaded. When too little of the run is left for ``n + 1`` fresh snapshots,
                 a warning says so and the events do nothing (:attr:`active` is False).
-            lr_scheduler: the run's learning-rate scheduler, for ``lr_horizon=True``.
+            lr_scheduler: the run's learning-rate scheduler, for ``lr_horizon=True`` or
+                ``lr_profile=True`` (stepped before each :meth:`on_step_end`, as the Hugging
+                Face Trainer and Lightning do).
             lr_steps_per_snapshot: scheduler steps between two snapshots (default
                 ``every_n_steps`` with ``unit="step"``, 1 with ``unit="epoch"``: a scheduler
                 stepped once per epoch).
@@ -216,8 +233,11 @@ class GFMJump:
 
         Raises:
             ValueError: the forecaster's ``expected_dim`` differs from the model's D, far
-                mode without ``total`` or ``horizon``, a target ``m <= n``, a guard without
-                ``eval_fn``, or a BatchNorm refresh without ``bn_loader``.
+                mode without ``total`` or ``horizon``, ``horizon_decay`` without ``total``, a
+                target ``m <= n``, a guard without ``eval_fn``, a BatchNorm refresh without
+                ``bn_loader``, or ``lr_profile=True`` without a scheduler, with one that cannot
+                be simulated (``ReduceLROnPlateau``) or with a forecaster that is not
+                ``schedule_aware``.
         """
         cfg = self.config
         if self.recorder is not None:
@@ -237,12 +257,20 @@ class GFMJump:
             _warn("GFMJump: attached at step %d without a saved jump state; observation restarts here", start)
         if cfg.mode == "far" and not (resuming and not self._room_from(total, start)):
             far_target(cfg, total, start)  # fail early; recomputed from the loaded state
+        if cfg.horizon_decay != "none" and total is None:
+            raise ValueError(
+                f"horizon_decay={cfg.horizon_decay!r} needs the planned run length: attach(..., total=epochs or "
+                f"steps), so that K decays from horizon={cfg.periodic_horizon} to horizon_min={cfg.horizon_min} "
+                f"at its end"
+            )
         if cfg.guard is True and eval_fn is None:
             raise ValueError("guard=True needs eval_fn(model) -> float (the loss on held-out batches)")
         if cfg.refresh_bn_batches > 0 and bn_loader is None:
             raise ValueError(f"refresh_bn_batches={cfg.refresh_bn_batches} needs bn_loader= (training batches)")
         if cfg.lr_horizon and lr_scheduler is None:
             raise ValueError("lr_horizon=True needs attach(lr_scheduler=...) (the run's learning-rate scheduler)")
+        if cfg.lr_profile:
+            self._check_lr_profile(forecaster, lr_scheduler)
         if lr_steps_per_snapshot is not None and not (
             isinstance(lr_steps_per_snapshot, (int, float)) and lr_steps_per_snapshot > 0
         ):
@@ -255,6 +283,11 @@ class GFMJump:
         if lr_steps_per_snapshot is None:
             lr_steps_per_snapshot = cfg.every_n_steps if cfg.unit == "step" else 1
         self.lr_steps_per_snapshot = float(lr_steps_per_snapshot)
+        self.lr_window = None
+        if cfg.lr_profile:
+            # Optimizer steps per snapshot interval: the unit of the past sums (and the future's).
+            scale = cfg.every_n_steps if cfg.unit == "step" else self.lr_steps_per_snapshot
+            self.lr_window = LRWindow(keep=cfg.n + 1, scale=scale)
         self.active = True
         self.recorder = self._new_recorder(model, spec)
         self._binding = self._fingerprint()
@@ -270,9 +303,46 @@ class GFMJump:
             return self
         self.schedule.begin(total, start)
         self.recorder.record(self.schedule.counter)
+        self._restart_lr_window()
         self._warn_guard_off()
         self._warn_too_short()
         return self
+
+    @staticmethod
+    def _check_lr_profile(forecaster: Any, lr_scheduler: Any) -> None:
+        if lr_scheduler is None:
+            raise ValueError(
+                "lr_profile=True needs attach(lr_scheduler=...) (the run's learning-rate scheduler, whose copy "
+                "gives the horizon's learning rates)"
+            )
+        if not can_simulate(lr_scheduler):
+            raise ValueError(
+                f"lr_profile=True needs a scheduler whose future can be simulated; {type(lr_scheduler).__name__} "
+                "cannot (a ReduceLROnPlateau depends on future losses)"
+            )
+        if getattr(forecaster, "schedule_aware", False) is not True:
+            raise ValueError(
+                f"lr_profile=True needs a schedule-aware forecaster; {type(forecaster).__name__} is not one. Fit "
+                "GFMForecaster('coordinate', schedule_aware=True) on trajectories holding 'lr_sum' (or turn "
+                "lr_profile off)"
+            )
+
+    def _lr_now(self) -> float:
+        """Group-0 learning rate of the scheduler's optimizer now (the next optimizer step's)."""
+        return float(self.lr_scheduler.optimizer.param_groups[0]["lr"])
+
+    def _restart_lr_window(self) -> None:
+        if self.lr_window is not None:
+            self.lr_window.restart(self._lr_now())
+
+    def _lr_profile(self, m: int) -> torch.Tensor | None:
+        """``(m+1,)`` float64 summed learning rate per snapshot interval of the window frame."""
+        n = self.config.n
+        future = future_lr_profile(self.lr_scheduler, m - n, self.lr_steps_per_snapshot, scale=self.lr_window.scale)
+        if future is None:
+            _info("GFMJump: the learning-rate schedule cannot be simulated; the forecaster sees a constant one")
+            return None
+        return torch.cat([self.lr_window.past(n), future])
 
     def _spec_for(self, model: nn.Module, optimizer: Any) -> ParamSpec:
         """The parameters a jump moves: the trainable ones the optimizer updates (see ``include_unoptimized``)."""
@@ -349,6 +419,8 @@ class GFMJump:
         text = f"{cfg.mode}, n={cfg.n}"
         if cfg.mode == "periodic":
             text += f", K={cfg.periodic_horizon}, P={cfg.periodic_every}"
+            if cfg.horizon_decay != "none":
+                text += f", K decaying ({cfg.horizon_decay}) to {cfg.horizon_min}"
         if cfg.unit == "step":
             text += f", a snapshot every {cfg.every_n_steps} steps"
         return text
@@ -386,9 +458,11 @@ class GFMJump:
         self._check_dim(self.forecaster, spec)
         _warn("GFMJump: %s after attach; the window restarts at the current weights", what)
         self.recorder = self._new_recorder(self.model, spec)
+        self.momentum.rejected()  # v has the old layout
         self.schedule.seg = 0
         self.schedule.start = self.schedule.counter
         self.recorder.record(self.schedule.counter)
+        self._restart_lr_window()
 
     def _room_from(self, total: int | None, start: int) -> bool:
         probe = JumpSchedule(self.config)
@@ -444,7 +518,13 @@ class GFMJump:
         """One epoch or step end: ``ended(index)`` advances the schedule's counters and says
         whether a snapshot is due (only ever for the config's unit); then observe at that counter."""
         self._require_attached()
-        if not self.active or not ended(index):
+        if not self.active:
+            return None
+        steps = self.schedule.steps
+        snapshot = ended(index)
+        if self.lr_window is not None and self.schedule.steps > steps:
+            self.lr_window.step(self._lr_now())  # a new optimizer step ended
+        if not snapshot:
             return None
         return self._observe(self.schedule.counter, loss)
 
@@ -454,6 +534,8 @@ class GFMJump:
         if self._binding is not before:
             return None  # the window restarted at this step
         self.recorder.record(step, loss=loss)  # a copy of the weights: draws no random numbers
+        if self.lr_window is not None:
+            self.lr_window.snapshot(self._lr_now())
         if not self.schedule.snapshot_taken(len(self.recorder)):
             return None
         return self.maybe_jump()
@@ -532,12 +614,16 @@ class GFMJump:
         cfg, model, spec = self.config, self.model, self.recorder.spec
         t0 = time.perf_counter()
         m = self.schedule.target_m()
-        record = JumpRecord(step=self.recorder.steps[-1], epoch=self.schedule.epochs, mode=cfg.mode, n=cfg.n, m=m)
+        record = JumpRecord(
+            step=self.recorder.steps[-1], epoch=self.schedule.epochs, mode=cfg.mode, n=cfg.n, m=m, horizon=m - cfg.n
+        )
         params = spec.check_model(model)
         device = dist.comm_device(params[0].device)
 
         # 1. forecast (rank 0) and share it
-        outcome, forecast = forecast_step(self.forecaster, lambda: self.recorder.last(cfg.n + 1), m, spec, device)
+        profile = (lambda: self._lr_profile(m)) if self.lr_window is not None else None
+        outcome, forecast = forecast_step(self.forecaster, lambda: self.recorder.last(cfg.n + 1), m, spec, device,
+                                          lr_profile=profile)
         record.forecast_seconds = time.perf_counter() - t0
         if outcome is Outcome.OK:
             record.lr_ratio = self._lr_ratio(m - cfg.n)
@@ -545,6 +631,8 @@ class GFMJump:
             t_guard = time.perf_counter()
             outcome = self._guarded_move(record, model, spec, params, forecast, device)
             record.guard_seconds = time.perf_counter() - t_guard
+        else:
+            self.momentum.rejected()  # a skipped jump made no outer step
         record.reason = outcome.reason
         record.seconds = time.perf_counter() - t0
         self.schedule.attempted()
@@ -558,9 +646,14 @@ class GFMJump:
         delta = forecast.sub_(w_n)  # w_hat_m - w_n, in place: one (D,) buffer
         backup = Backup(params, list(model.buffers()))
         was_training = model.training
+        momentum = self.momentum.term(1.0)  # beta v, (D,), or None (off, or v = 0)
+
+        def step(a: float) -> torch.Tensor:
+            # The displacement of candidate a; the momentum term is scaled by the back-off a / alpha.
+            return a * delta if momentum is None else a * delta + (a / cfg.alpha) * momentum
 
         def write(a: float) -> None:
-            assign_params(model, w_n + a * delta, spec)
+            assign_params(model, w_n + a * delta if momentum is None else w_n + step(a), spec)
             if cfg.refresh_bn_batches > 0:
                 self._refresh_bn(model, device)
 
@@ -580,10 +673,18 @@ class GFMJump:
         record.alphas_tried, record.losses_after = result.alphas_tried, result.losses_after
         if result.outcome.accepted:
             record.accepted, record.alpha = True, result.alpha
-            record.jump_norm = float(delta.norm()) * result.alpha
+            if self.momentum.enabled:
+                applied = step(result.alpha)
+                record.jump_norm = float(applied.norm())
+                if momentum is not None:
+                    record.momentum_norm = float(momentum.norm()) * result.alpha / cfg.alpha
+                self.momentum.accepted(applied)
+            else:
+                record.jump_norm = float(delta.norm()) * result.alpha
             self._after_accept(record)
         else:
             backup.restore()
+            self.momentum.rejected()
         model.train(was_training)
         return result.outcome
 
@@ -613,6 +714,7 @@ class GFMJump:
             # The next window starts at the jumped weights (same step index).
             self.recorder.clear()
             self.recorder.record(record.step)
+            self._restart_lr_window()
 
     def _log_attempt(self, record: JumpRecord) -> None:
         after = ", ".join(f"{v:.6g}" for v in record.losses_after)
@@ -630,7 +732,8 @@ class GFMJump:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs (counters, history, the recorder's snapshots)."""
+        """Everything a resumed run needs (counters, history, the recorder's snapshots,
+        ``outer_momentum``'s ``v``; with ``lr_profile`` the window's learning-rate sums, ``"lr_window"``)."""
         if self._saved_state is not None and self.recorder is None:
             return dict(self._saved_state)
         return {
@@ -640,6 +743,8 @@ class GFMJump:
             **self.schedule.state_dict(),
             "history": [r.to_dict() for r in self.history],
             "recorder": self.recorder.state_dict() if self.recorder is not None else None,
+            **({"lr_window": self.lr_window.state_dict()} if self.lr_window is not None else {}),
+            "momentum": self.momentum.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -669,13 +774,22 @@ class GFMJump:
         if state.get("recorder") is not None:
             self.recorder.load_state_dict(state["recorder"])
         self.schedule.load_state_dict(state)
+        if self.lr_window is not None:
+            if state.get("lr_window") is not None:
+                self.lr_window.load_state_dict(state["lr_window"])
+            else:
+                _warn("GFMJump: the saved state holds no learning-rate sums (lr_profile was off); the window's "
+                      "intervals are taken at the current rate")
+                self.lr_window.assume_constant(len(self.recorder), self._lr_now())
+        self.momentum.load_state_dict(state.get("momentum") or {}, numel=self.recorder.spec.numel)
         self.active = True
         self.history = [JumpRecord.from_dict(r) for r in state.get("history", [])]
 
     def save_state(self, path: str | os.PathLike, *, all_ranks: bool = False) -> Path:
         """Write :meth:`state_dict` as one safetensors file (atomic), beside a checkpoint.
 
-        Snapshots go in the tensor ``"recorder.weights"`` (``(T, D)``); everything else is
+        Snapshots go in the tensor ``"recorder.weights"`` (``(T, D)``), ``outer_momentum``'s
+        ``v`` (when nonzero) in ``"momentum.velocity"`` (``(D,)``); everything else is
         JSON in the metadata. Under ``torch.distributed`` only rank 0 writes unless
         ``all_ranks`` (each rank then needs its own path).
         """
@@ -689,19 +803,23 @@ class GFMJump:
             rec = dict(rec)
             tensors["recorder.weights"] = rec.pop("weights")
             state = {**state, "recorder": rec}
+        velocity = (state.get("momentum") or {}).get("velocity")
+        if velocity is not None:
+            tensors["momentum.velocity"] = velocity
+            state = {**state, "momentum": {"velocity": None}}
         meta = {
             "format": STATE_FORMAT,
             "version": _STATE_VERSION,
             "state": json.dumps({k: v for k, v in state.items() if k not in ("format", "version")}),
         }
-        if not tensors:  # safetensors needs no tensors, but keep the file self-describing
+        if "recorder.weights" not in tensors:  # safetensors needs no tensors, but keep the file self-describing
             tensors["recorder.weights"] = torch.empty(0, 0)
             meta["no_recorder"] = "1"
         return atomic_save_file(tensors, path, meta)
 
     def load_state(self, path: str | os.PathLike) -> None:
         """Restore from a file written by :meth:`save_state`."""
-        meta, _ = read_header(path)
+        meta, header = read_header(path)
         if meta.get("format") != STATE_FORMAT:
             raise FileFormatError(f"{path}: not a GFMJump state file (format {meta.get('format')!r})")
         if meta.get("version") != _STATE_VERSION:
@@ -712,6 +830,8 @@ class GFMJump:
         state["format"], state["version"] = STATE_FORMAT, _STATE_VERSION
         if state.get("recorder") is not None and meta.get("no_recorder") != "1":
             state["recorder"]["weights"] = load_tensors(path, ["recorder.weights"])["recorder.weights"]
+        if "momentum.velocity" in header:
+            state["momentum"] = {"velocity": load_tensors(path, ["momentum.velocity"])["momentum.velocity"]}
         self.load_state_dict(state)
 
     # ------------------------------------------------------------------ misc

@@ -23,11 +23,12 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .config import JumpConfig
 
-__all__ = ["JumpSchedule", "target_m", "far_target"]
+__all__ = ["JumpSchedule", "target_m", "far_target", "decayed_horizon", "horizon_at"]
 
 _COUNTERS = ("epochs", "steps", "seg", "jumps", "far_done", "start")
 
@@ -60,16 +61,69 @@ def far_target(config: JumpConfig, total: int | None, start: int = 0) -> int:
     return m
 
 
-def target_m(config: JumpConfig, total: int | None = None, start: int = 0) -> int:
+def decayed_horizon(k_max: int, k_min: int, counter: int, total: int, kind: str) -> int:
+    """``K`` of a jump at ``counter`` of a planned run of ``total`` under ``horizon_decay=kind``.
+
+    ``K_c = k_min + (k_max - k_min) * f(p)``, ``p = min(counter / total, 1)``, with
+    ``f(p) = 1 - p`` (``"linear"``, computed in integers, so exact) or
+    ``(1 + cos(pi p)) / 2`` (``"cosine"``), rounded half up. Progress is the run's, from
+    counter 0 (not from a later ``w_0``): a run resumed without its jump state keeps the
+    decay it would have had. Rounding half up, not Python's half-to-even, so that equal
+    progress always gives the same ``K``.
+
+    Args:
+        k_max: ``K`` at the start of the run (``horizon``).
+        k_min: ``K`` at the planned end (``horizon_min``).
+        counter: epochs or optimizer steps completed.
+        total: the planned run length in the same unit.
+        kind: ``"none"``, ``"linear"`` or ``"cosine"``.
+
+    Returns:
+        An integer in ``[k_min, k_max]`` (``k_max`` for ``"none"``).
+
+    Example:
+        >>> [decayed_horizon(10, 1, c, 20, "linear") for c in (0, 2, 10, 18, 20)]
+        [10, 9, 6, 2, 1]
+    """
+    if kind == "none":
+        return k_max
+    counter = min(max(counter, 0), total)
+    if kind == "linear":  # round(k_min + span * (total - counter) / total), half up, exactly
+        span = k_max - k_min
+        return k_min + (2 * span * (total - counter) + total) // (2 * total)
+    if kind == "cosine":
+        f = 0.5 * (1.0 + math.cos(math.pi * counter / total))
+        return min(k_max, max(k_min, math.floor(k_min + (k_max - k_min) * f + 0.5)))
+    raise ValueError(f"unknown horizon_decay {kind!r}")
+
+
+def horizon_at(config: JumpConfig, counter: int | None, total: int | None) -> int:
+    """Periodic mode's ``K`` for a jump at ``counter``: ``horizon``, decayed by ``horizon_decay``.
+
+    Raises:
+        ValueError: a decay without ``total`` or ``counter`` (the run's progress is unknown).
+    """
+    if config.horizon_decay == "none":
+        return config.periodic_horizon
+    if total is None or counter is None:
+        raise ValueError(
+            f"horizon_decay={config.horizon_decay!r} needs the planned run length and the counter: "
+            f"attach(..., total=epochs or steps)"
+        )
+    return decayed_horizon(config.periodic_horizon, config.horizon_min, counter, total, config.horizon_decay)
+
+
+def target_m(config: JumpConfig, total: int | None = None, start: int = 0, counter: int | None = None) -> int:
     """The target index ``m`` a jump of ``config`` forecasts (snapshot units, ``w_0`` = 0).
 
     Args:
         config: the schedule.
         total: planned run length in the config's unit (far mode's default target).
         start: counter value of ``w_0`` (far mode counts the planned end from it).
+        counter: the counter at the jump, for ``horizon_decay`` (default ``start``).
 
     Returns:
-        Periodic mode: ``n + K``; far mode: :func:`far_target`.
+        Periodic mode: ``n + K`` (``K`` from :func:`horizon_at`); far mode: :func:`far_target`.
 
     Example:
         >>> target_m(JumpConfig(mode="periodic", n=4, horizon=10, every=5, unit="epoch"))
@@ -77,7 +131,7 @@ def target_m(config: JumpConfig, total: int | None = None, start: int = 0) -> in
     """
     if config.mode == "far":
         return far_target(config, total, start)
-    return config.n + config.periodic_horizon
+    return config.n + horizon_at(config, start if counter is None else counter, total)
 
 
 def _per_snapshot(config: JumpConfig) -> int:
@@ -209,13 +263,17 @@ class JumpSchedule:
         if not (self.seg > 0 and self.seg % cfg.periodic_every == 0):
             return False
         if self.total is not None and not cfg.jump_past_end:
-            if self.counter + cfg.periodic_horizon * self.per_snapshot > self.total:
+            if self.counter + self.horizon() * self.per_snapshot > self.total:
                 return False  # the target lies past the planned end: no time to relax from the jump
         return True
 
+    def horizon(self, counter: int | None = None) -> int:
+        """Periodic mode's ``K`` for a jump at ``counter`` (default: now), see :func:`horizon_at`."""
+        return horizon_at(self.config, self.counter if counter is None else counter, self.total)
+
     def target_m(self) -> int:
         """``m`` of a jump made now (see :func:`target_m`)."""
-        return target_m(self.config, self.total, self.start)
+        return target_m(self.config, self.total, self.start, self.counter)
 
     def room_left(self) -> int | None:
         """Snapshots that still fit before the planned end (None without a ``total``)."""
@@ -240,7 +298,7 @@ class JumpSchedule:
             at = self.counter + cfg.n * k
             return at, (self.start + (cfg.n + 1) * k if cfg.horizon is None else at + 1)
         at = self.counter + cfg.periodic_every * k
-        return at, (at + cfg.periodic_horizon * k if not cfg.jump_past_end else at + 1)
+        return at, (at + self.horizon(at) * k if not cfg.jump_past_end else at + 1)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

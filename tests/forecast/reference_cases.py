@@ -48,12 +48,12 @@ def fixed_trajectories(n_traj: int, t_len: int, d: int) -> torch.Tensor:
 
 #: name -> (variant, constructor options, fit options, (n, m) of the checked forecast)
 FIT_CASES: dict[str, tuple[str, dict, dict, tuple[int, int]]] = {
-    "dense_algorithm1": ("dense", dict(n=2, m=11, condition="none", path="paper", hidden=8),
+    "dense_algorithm1": ("dense", dict(n=2, m=11, condition="none", path="paper", hidden=8, skip="none"),
                          dict(epochs=6, batch_size=4, lr=1e-3, seed=3), (2, 11)),
     "dense_prefix_standardize": ("dense", dict(n=2, m=11, condition="prefix", hidden=8, normalization="standardize",
-                                               t_per_traj=2), dict(epochs=6, batch_size=4, lr=1e-3, seed=4), (2, 11)),
+                                               t_per_traj=2, skip="none"), dict(epochs=6, batch_size=4, lr=1e-3, seed=4), (2, 11)),
     "dense_from_last_midpoint": ("dense", dict(n=1, m=11, condition="none", path="from_last", hidden=8,
-                                               solver="midpoint", step=0.25),
+                                               solver="midpoint", step=0.25, skip="none"),
                                  dict(epochs=4, batch_size=3, lr=1e-3, seed=5), (1, 11)),
     "coordinate_default": ("coordinate", dict(hidden=8, coords_per_window=32, steps_per_epoch=3),
                            dict(epochs=3, batch_size=4, lr=3e-3, seed=1), (4, 20)),

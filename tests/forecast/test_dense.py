@@ -105,7 +105,8 @@ def test_n_zero_and_prefix_condition():
 
 def test_states_standardize_and_state_round_trip():
     w = linreg_trajectories(n_traj=8, steps=10)
-    b = DenseBackend.from_config({"n": 2, "m": 10, "hidden": 8, "normalization": "standardize", "t_per_traj": 3})
+    b = DenseBackend.from_config({"n": 2, "m": 10, "hidden": 8, "normalization": "standardize", "t_per_traj": 3,
+                                  "skip": "none"})
     b.fit([Trajectories(weights=w)], epochs=2, batch_size=4, lr=1e-3, seed=0, progress=False)
     assert torch.allclose(b.mean, w.reshape(-1, 2).mean(0), atol=1e-5)
     res = b.forecast(w[:, :3], 10, return_states=True)

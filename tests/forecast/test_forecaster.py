@@ -10,7 +10,7 @@ import gfm_accel
 from gfm_accel._io import FileFormatError
 from gfm_accel.forecast import Forecaster, ForecasterBackend, GFMConfig, GFMForecaster
 from gfm_accel.forecast.dense import DenseBackend
-from gfm_accel.trajectories import save_trajectories
+from gfm_accel.trajectories import Trajectories, save_trajectories
 
 
 def trajectories(n_traj=10, steps=12, d=2, seed=0):
@@ -66,6 +66,35 @@ def test_forecast_shapes_defaults_and_errors(fitted):
     bad[0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         f.forecast(bad)
+
+
+def test_lr_profile_is_validated_ignored_by_dense_and_read_by_a_schedule_aware_field(fitted):
+    f, w = fitted
+    prefix = w[:, :3]
+    plain = f.forecast(prefix)
+    decay = torch.linspace(1.0, 0.1, 13)
+    assert f.schedule_aware is False
+    assert torch.equal(f.forecast(prefix, lr_profile=decay), plain)  # dense: accepted and ignored
+    assert torch.equal(f.forecast(prefix, lr_profile=decay.expand(10, 13)), plain)
+    with pytest.raises(ValueError, match=r"lr_profile must have shape \(m\+1,\) or \(B, m\+1\) = \(13,\) or "
+                                         r"\(10, 13\).*got \(12,\)"):
+        f.forecast(prefix, lr_profile=torch.ones(12))
+    with pytest.raises(ValueError, match="non-negative"):
+        f.forecast(prefix, lr_profile=-decay)
+    # A schedule-aware coordinate field: the profile reaches the backend and changes the forecast.
+    lr_sum = torch.stack([torch.linspace(1.0, 0.1 + 0.2 * i, 13) for i in range(10)])
+    lr_sum[:, 0] = 0.0
+    moving = w[:, :1] + (w[:, -1:] - w[:, :1]) * torch.cumsum(lr_sum, 1).unsqueeze(-1) / lr_sum.sum(1).view(-1, 1, 1)
+    aware = GFMForecaster("coordinate", n=2, m=12, hidden=8, schedule_aware=True, coords_per_window=2,
+                          steps_per_epoch=2, n_choices=(2,), strides=(1,))
+    aware.fit([Trajectories(weights=moving, extra={"lr_sum": lr_sum})], epochs=20, batch_size=4, lr=1e-2,
+              progress=False)
+    assert aware.schedule_aware and not GFMForecaster("coordinate", hidden=8).schedule_aware
+    got = aware.forecast(moving[:, :3], lr_profile=decay)
+    assert torch.equal(got, aware.backend.forecast(moving[:, :3], 12, lr_profile=decay).final)
+    const = aware.forecast(moving[:, :3])
+    assert torch.equal(aware.forecast(moving[:, :3], lr_profile=torch.ones(13)), const)  # None = constant
+    assert (got - const).abs().max() > 1e-5
 
 
 def test_trajectory_states(fitted):

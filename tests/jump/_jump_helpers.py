@@ -16,6 +16,8 @@ __all__ = [
     "RaisingForecaster",
     "FarAwayForecaster",
     "FixedForecaster",
+    "Quadratic",
+    "ScriptedForecaster",
 ]
 
 _DIGITS = None
@@ -116,3 +118,37 @@ class FixedForecaster:
 
     def forecast(self, prefix, m, *, spec=None):
         return self.vector.clone()
+
+
+class Quadratic(nn.Module):
+    """``loss = 0.5 * sum(c_i w_i^2)``, ``w`` of size 2: plain SGD gives ``w_{t+1} = (1 - lr c) w_t``."""
+
+    def __init__(self, w0=(1.0, 2.0), c=(1.0, 0.5)):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w0))
+        self.register_buffer("c", torch.tensor(c))
+
+    def forward(self):
+        return 0.5 * (self.c * self.w**2).sum()
+
+    def sgd_step(self, opt) -> float:
+        loss = self()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+
+class ScriptedForecaster:
+    """Delegates to ``inner``, except on the calls (1-based) in ``bad``: a far-away point every guard rejects."""
+
+    expected_dim = None
+
+    def __init__(self, inner, bad=()):
+        self.inner, self.bad, self.calls = inner, set(bad), 0
+
+    def forecast(self, prefix, m, *, spec=None):
+        self.calls += 1
+        if self.calls in self.bad:
+            return prefix[-1] + 100.0
+        return self.inner.forecast(prefix, m, spec=spec)

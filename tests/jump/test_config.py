@@ -18,16 +18,25 @@ def test_every_exported_name_imports():
 def test_defaults_are_the_recommended_schedule_a():
     # Issue 16: the default of JumpConfig()/GFMJump() is the configuration recommended for
     # users' own runs (docs/acceleration.md, schedule A): periodic, n=4, K=10, P=5,
-    # snapshots every 5 optimizer steps, guard tolerance 0.3, optimizer state kept.
+    # snapshots every 5 optimizer steps, guard tolerance 0 (issue 15), optimizer state kept.
     cfg = JumpConfig()
     assert (cfg.mode, cfg.n, cfg.unit, cfg.every_n_steps) == ("periodic", 4, "step", 5)
-    assert (cfg.optimizer_state, cfg.tolerance, cfg.include_unoptimized) == ("keep", 0.3, False)
+    assert (cfg.optimizer_state, cfg.tolerance, cfg.include_unoptimized) == ("keep", 0.0, False)
     assert cfg.periodic_horizon == 10 and cfg.periodic_every == 5
     assert JumpConfig(n=7).periodic_every == 7  # P >= n: a fresh window of n+1 snapshots
     assert JumpConfig(unit="epoch", horizon=4, every=4).periodic_horizon == 4
     assert cfg.candidate_alphas(guarded=True) == (1.0, 0.5, 0.25)
     assert cfg.candidate_alphas(guarded=False) == (1.0,)
     assert JumpConfig(alpha=0.5).candidate_alphas(True) == (0.5, 0.25, 0.125)
+
+
+def test_policy_options_are_off_by_default_and_round_trip():
+    cfg = JumpConfig()
+    assert (cfg.horizon_decay, cfg.horizon_min, cfg.outer_momentum) == ("none", 1, 0.0)
+    on = JumpConfig(horizon_decay="cosine", horizon_min=2, outer_momentum=0.9)
+    assert JumpConfig.from_json(on.to_json()) == on
+    old = JumpRecord.from_dict({"step": 4, "epoch": 4, "mode": "far", "n": 4, "m": 20})  # a record from before
+    assert old.horizon is None and old.momentum_norm == 0.0
 
 
 def test_json_round_trip():
@@ -58,6 +67,14 @@ def test_json_round_trip():
         ({"guard": "yes"}, "guard"),
         ({"snapshot_dtype": "int8"}, "snapshot_dtype"),
         ({"jump_past_end": "no"}, "jump_past_end"),
+        ({"horizon_decay": "exp"}, "horizon_decay must be one of"),
+        ({"horizon_decay": "linear", "mode": "far"}, 'horizon_decay=.linear. needs mode="periodic"'),
+        ({"horizon_min": 0}, "horizon_min must be an integer >= 1"),
+        ({"horizon_decay": "linear", "horizon": 3, "horizon_min": 4}, "horizon_min=4 must be <= the horizon K=3"),
+        ({"outer_momentum": 1.0}, "outer_momentum must be a number in [0, 1)"),
+        ({"outer_momentum": -0.1}, "outer_momentum must be a number in [0, 1)"),
+        ({"outer_momentum": True}, "outer_momentum"),
+        ({"outer_momentum": 0.5, "mode": "far"}, 'outer_momentum > 0 needs mode="periodic"'),
     ],
 )
 def test_invalid_options_name_the_problem(kwargs, words):

@@ -252,7 +252,8 @@ def test_the_default_schedule_in_a_plain_step_loop_and_the_summary_line(caplog):
     x, y, xv, yv = digits(256, 64)
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    jump = GFMJump(LinearExtrapolationForecaster()).attach(model, opt, eval_fn=eval_loss_fn(xv, yv), total=100)
+    jump = GFMJump(LinearExtrapolationForecaster(), tolerance=0.3).attach(model, opt, eval_fn=eval_loss_fn(xv, yv),
+                                                                      total=100)
     step = 0
     for epoch in range(25):  # 4 steps per epoch
         g = torch.Generator().manual_seed(epoch)
@@ -452,3 +453,33 @@ def test_the_default_forecaster_is_loaded_at_attach_without_touching_the_global_
         pytest.skip("the shipped forecaster is not available here")
     assert proc.returncode == 0, proc.stderr
     assert "SAME True True True" in proc.stdout, proc.stdout
+
+
+def test_the_forecasters_returned_tensor_is_not_changed_by_the_jump():
+    """GFMJump turns the forecast into its step in place: it must work on a copy."""
+    import torch
+
+    from gfm_accel.jump import GFMJump, JumpConfig
+
+    class Keeper:
+        returned: list = []
+
+        def forecast(self, prefix, m, *, spec=None):
+            out = prefix.reshape(-1, prefix.shape[-1])[-1] + 1.0  # (D,): w_n + 1
+            self.returned.append((out, out.clone()))
+            return out
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    keeper = Keeper()
+    jump = GFMJump(keeper, config=JumpConfig(unit="step", every_n_steps=1, n=1, horizon=1, every=2, guard=False,
+                                             jump_past_end=True))
+    jump.attach(model, opt, total=6)
+    for step in range(1, 7):
+        opt.zero_grad()
+        model(torch.ones(4, 2)).pow(2).mean().backward()
+        opt.step()
+        jump.on_step_end(step)
+    assert any(r.accepted for r in jump.history) and keeper.returned
+    for out, at_return in keeper.returned:
+        assert torch.equal(out, at_return)

@@ -3,7 +3,7 @@
 import pytest
 
 from gfm_accel.jump.config import JumpConfig
-from gfm_accel.jump.schedule import JumpSchedule, far_target, target_m
+from gfm_accel.jump.schedule import JumpSchedule, decayed_horizon, far_target, horizon_at, target_m
 
 
 def _epochs(schedule, held_cap, epochs):
@@ -92,3 +92,25 @@ def test_state_round_trip_and_validation():
         s.begin(total=10, start=12)
     with pytest.raises(ValueError, match="total must be a positive integer"):
         s.begin(total=0)
+
+
+def test_decayed_horizon_linear_and_cosine():
+    assert [decayed_horizon(10, 1, c, 20, "linear") for c in (0, 2, 9, 10, 11, 19, 20, 25)] == [10, 9, 6, 6, 5, 1, 1, 1]
+    # cosine: 1 + 9 (1 + cos(pi c / 20)) / 2 = 10, 8.68, 5.5, 2.32, 1 at c = 0, 5, 10, 15, 20
+    assert [decayed_horizon(10, 1, c, 20, "cosine") for c in (0, 5, 10, 15, 20)] == [10, 9, 6, 2, 1]
+    assert decayed_horizon(40, 1, 500, 1000, "linear") == 21  # NiNo's range: 1 + 19.5 -> 21
+    assert decayed_horizon(10, 1, 7, 20, "none") == 10
+
+
+def test_decay_sets_target_m_and_due():
+    cfg = JumpConfig(mode="periodic", n=2, horizon=10, every=2, unit="epoch", horizon_decay="linear", horizon_min=2)
+    assert target_m(cfg, total=20, counter=10) == 2 + 6  # 2 + 8 * 10/20
+    assert horizon_at(cfg, 0, 20) == 10 and horizon_at(JumpConfig(), None, None) == 10
+    with pytest.raises(ValueError, match="horizon_decay='linear' needs the planned run length"):
+        target_m(cfg, counter=4)
+    s = JumpSchedule(cfg)
+    s.begin(total=20)
+    # without decay (K = 10) the last jump would be at counter 10; with it K shrinks, so
+    # c + K_c <= 20 holds up to c = 16 (K = 4) and fails at c = 18 (K = 3 > 2 left)
+    assert _epochs(s, 3, 20) == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert s.first_jump() == (22, 24)  # past the end K is horizon_min: 22 + 2

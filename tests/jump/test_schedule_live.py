@@ -8,7 +8,7 @@ from gfm_accel.forecast.simple import LastValueForecaster, LinearExtrapolationFo
 from gfm_accel.jump import GFMJump
 from gfm_accel.params import flatten_params
 
-from _jump_helpers import digits, mlp, train_epoch
+from _jump_helpers import Quadratic, digits, mlp, train_epoch
 
 
 def _snap(model):
@@ -116,3 +116,28 @@ def test_attach_mid_run_with_start(unit):
         assert [(r.step, r.m) for r in jump.history] == [(18, 10)]  # (50 - 10) // 4
     with pytest.raises(ValueError, match="start=12 is not before the planned end total=10"):
         GFMJump(LinearExtrapolationForecaster(), mode="far", n=2, unit="epoch", tolerance=0.01, optimizer_state="reset").attach(mlp(), total=10, start=12)
+
+
+def test_linear_horizon_decay_over_a_run():
+    # A jump after every step (n=1, P=1) of a 20-epoch run, K decaying from 10 to 1:
+    # K_c = 1 + round_half_up(9 (20 - c) / 20) at counter c = 1 .. 19 (c=10: 1 + 4.5 -> 6).
+    model = Quadratic()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    jump = GFMJump(LinearExtrapolationForecaster(), mode="periodic", n=1, horizon=10, every=1, unit="epoch",
+                   guard=False, horizon_decay="linear", horizon_min=1).attach(model, opt, total=20)
+    for epoch in range(20):
+        model.sgd_step(opt)
+        before = model.w.detach().clone()
+        window = jump.recorder.weights()[-1].clone()
+        rec = jump.on_epoch_end(epoch)
+        if rec is not None and epoch == 9:  # K = 6: the jump lands at w_n + 6 (w_n - w_{n-1})
+            torch.testing.assert_close(model.w.detach(), before + 6 * (before - window), rtol=0, atol=1e-6)
+    ks = [r.horizon for r in jump.history]
+    assert ks == [10, 9, 9, 8, 8, 7, 7, 6, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1]
+    assert [r.step for r in jump.history] == list(range(1, 20)) and all(r.accepted for r in jump.history)
+    assert all(r.m == r.n + r.horizon for r in jump.history)
+
+
+def test_horizon_decay_needs_total_at_attach():
+    with pytest.raises(ValueError, match=r"horizon_decay='linear' needs the planned run length: attach\(\.\.\., total="):
+        GFMJump(LastValueForecaster(), horizon_decay="linear", unit="epoch").attach(Quadratic())

@@ -51,6 +51,11 @@ class CoordinateBackend:
         self.config = CoordinateConfig(**options)
         self.net = new_field(self.config, 0 if initialize else None)
 
+    @property
+    def schedule_aware(self) -> bool:
+        """Whether :meth:`forecast` reads ``lr_profile`` (``CoordinateConfig.schedule_aware``)."""
+        return self.config.schedule_aware
+
     # -------------------------------------------------------------- config / state
     def config_dict(self) -> dict[str, Any]:
         """JSON-ready options (plus the normalization scheme name)."""

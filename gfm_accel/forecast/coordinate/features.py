@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from ...params import LAYER_KINDS, ParamSpec
+from ..base import check_lr_profile
 
 __all__ = [
     "NUM_TENSOR_STATS",
@@ -257,18 +258,10 @@ def lr_profile_inputs(lr_profile: Tensor, n: int, m: int, batch: int, *, history
         n, m: the window; batch: B.
 
     Raises:
-        ValueError: wrong shape, or negative / non-finite entries.
+        ValueError: wrong shape, or negative / non-finite entries
+            (:func:`~gfm_accel.forecast.base.check_lr_profile`).
     """
-    p = torch.as_tensor(lr_profile).detach().cpu().double()
-    if p.dim() == 1:
-        p = p.unsqueeze(0).expand(batch, -1)
-    if p.dim() != 2 or p.shape[0] != batch or p.shape[1] != m + 1:
-        raise ValueError(f"lr_profile must have shape (m+1,) or (B, m+1) = ({m + 1},) or ({batch}, {m + 1}): "
-                         f"one summed learning rate per snapshot interval of the window frame; "
-                         f"got {tuple(p.shape)}")
-    body = p[:, 1:]
-    if not bool(torch.isfinite(body).all()) or bool((body < 0).any()):
-        raise ValueError("lr_profile must hold finite, non-negative summed learning rates")
+    p = check_lr_profile(lr_profile, m, batch)
     horizon = p[:, n + 1 : m + 1]
     return lr_inputs(p[:, 1 : n + 1], horizon.sum(dim=-1), p[:, m], torch.full((batch,), float(m - n)),
                      history=history)

@@ -9,7 +9,9 @@ Models are named by a *model key*:
 * the paper's baselines ``introspection, dlinear, lfd2, wnn, lstm, transformer`` and the
   simple references ``last, mean, ridge`` come from :mod:`gfm_accel.lab.baselines`;
 * the GFM variants (:data:`GFM_VARIANTS`): ``gfm`` (dense field, the paper's Algorithm 1 as written, now the ablation:
-  ``condition="none", path="paper"``), ``gfm_prefix`` (dense, prefix-conditioned: the default of GFMForecaster),
+  ``condition="none", path="paper"``), ``gfm_prefix`` (dense, the prefix-conditioned field alone, ``skip="none"``),
+  ``gfm_default`` (dense with GFMForecaster's defaults: the prefix-conditioned field or a skip alone,
+  ``skip="auto"``, chosen on the training pairs),
   ``gfm_from_last`` (dense, the path from ``w_n``), ``gfm_coord`` (the coordinate,
   model-agnostic variant).
 
@@ -89,7 +91,8 @@ REFERENCES: tuple[str, ...] = ("last", "mean", "ridge")
 #: GFM model key -> GFMForecaster keyword arguments.
 GFM_VARIANTS: dict[str, dict[str, Any]] = {
     "gfm": {"variant": "dense", "condition": "none", "path": "paper"},
-    "gfm_prefix": {"variant": "dense", "condition": "prefix", "path": "paper"},
+    "gfm_prefix": {"variant": "dense", "condition": "prefix", "path": "paper", "skip": "none"},
+    "gfm_default": {"variant": "dense"},
     "gfm_from_last": {"variant": "dense", "condition": "none", "path": "from_last"},
     "gfm_coord": {"variant": "coordinate"},
 }
@@ -101,7 +104,8 @@ MODEL_LABELS: dict[str, str] = {
     "mean": "train mean of w_m (ref.)",
     "ridge": "ridge on prefix (ref.)",
     "gfm": "GFM (dense, Algorithm 1 as written: the ablation)",
-    "gfm_prefix": "GFM (dense, prefix-conditioned: the default)",
+    "gfm_prefix": "GFM (dense, prefix-conditioned field alone)",
+    "gfm_default": "GFM (dense, the default: skip='auto')",
     "gfm_from_last": "GFM (dense, from_last path)",
     "gfm_coord": "GFM (coordinate variant)",
 }

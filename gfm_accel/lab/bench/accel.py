@@ -262,6 +262,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal", type=Path, default=None,
                         help="tuned: append each finished run to this JSON-lines file and reuse the runs already "
                              "in it (a killed run resumes; the same plan only)")
+    parser.add_argument("--journal-source", type=Path, default=None,
+                        help="tuned: start --journal with this journal's runs of the shared tasks (it must be the "
+                             "journal of the default task set with the same other options); the runs are reused "
+                             "only where a task's workload, seeds and grids are the same")
+    parser.add_argument("--variants", type=Path, default=None,
+                        help="tuned: JSON file {NAME: {forecaster: shipped|linefit|PATH, config: {JumpConfig "
+                             "overrides}}}: extra jump methods, at their recipe (issue 15)")
     parser.add_argument("--steps", type=int, default=None, help="tuned: override every task's budget in optimizer steps")
     parser.add_argument("--no-method-grid", action="store_true",
                         help="tuned: competitors at their recommended settings only (no tuned rows)")

@@ -27,6 +27,13 @@ Protocol per task (``docs/acceleration_tuned.md`` gives every choice and its rea
    interval; the geometric mean over tasks; val loss and accuracy at the equal budget; the
    tasks made worse (:func:`~.stats.is_worse`).
 
+**Jump variants** (``--variants FILE.json``, issue 15): further jump methods, each a forecaster
+(``"shipped"``, ``"linefit"`` or a forecaster file) and :class:`~gfm_accel.jump.JumpConfig`
+overrides, run at their recipe only (no grid: a variant *is* a tuned point, chosen on the
+tuning tasks). A variant's method name is ``NAME@HASH``, ``HASH`` the first 8 hex digits of
+the SHA-256 of its spec and its forecaster file's bytes (:func:`variant_methods`): a journal
+never hands a changed variant the runs of the old one.
+
 Runs go to a pool of ``workers`` single-threaded processes (``torch.set_num_threads(1)``);
 results are collected in submission order, so they do not depend on which worker finishes
 first. Only the timings vary between two runs of the same command.
@@ -77,6 +84,9 @@ __all__ = [
     "jump_config_for",
     "method_grid",
     "JUMP_GRID",
+    "variant_methods",
+    "subset_journal",
+    "task_fingerprint",
     "Journal",
     "plan_fingerprint",
     "run_jobs",
@@ -102,8 +112,54 @@ JUMP_GRID: dict[str, tuple[Any, ...]] = {"tolerance": (0.0, 0.3), "horizon": (10
 WNN_SOURCE_EPOCHS = 40
 
 
+def variant_methods(specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Jump variants keyed by their method name ``NAME@HASH``.
+
+    Args:
+        specs: ``{NAME: {"forecaster": "shipped" | "linefit" | PATH, "config": {JumpConfig field: value}}}``;
+            ``config`` may be omitted. ``NAME`` must not contain ``@``.
+
+    Returns:
+        ``{NAME@HASH: spec}`` (the spec with ``"name"`` and, for a file, ``"sha256"`` added).
+
+    Raises:
+        ValueError: a bad name, an unknown key, a missing forecaster file or a config field
+            :class:`~gfm_accel.jump.JumpConfig` does not have (checked here, before any run).
+
+    Example:
+        >>> sorted(variant_methods({"gfm_tol0": {"forecaster": "shipped", "config": {"tolerance": 0.0}}}))[0][:9]
+        'gfm_tol0@'
+    """
+    import hashlib
+
+    from ...jump import JumpConfig
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in specs.items():
+        if not name or "@" in name or name in (*JUMP_METHODS, *COMPETITORS, "plain"):
+            raise ValueError(f"jump variant name {name!r}: must be non-empty, without '@', and not a built-in method")
+        unknown = set(spec) - {"forecaster", "config", "note"}
+        if unknown or "forecaster" not in spec:
+            raise ValueError(f"jump variant {name!r}: needs 'forecaster' (and optional 'config', 'note'); "
+                             f"unknown keys {sorted(unknown)}")
+        config = dict(spec.get("config", {}))
+        replace(JumpConfig(), **config)  # an unknown field or a bad value fails here
+        digest = hashlib.sha256(json.dumps({"forecaster": spec["forecaster"], "config": config},
+                                           sort_keys=True).encode())
+        full = {"name": name, "forecaster": spec["forecaster"], "config": config, "note": spec.get("note", "")}
+        if spec["forecaster"] not in ("shipped", "linefit"):
+            path = Path(spec["forecaster"])
+            if not path.is_file():
+                raise ValueError(f"jump variant {name!r}: forecaster file {str(path)!r} does not exist")
+            file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest.update(file_hash.encode())
+            full["sha256"] = file_hash
+        out[f"{name}@{digest.hexdigest()[:8]}"] = full
+    return out
+
+
 def jump_config_for(schedule: str):
-    """The jump methods' config: GFMJump's defaults, with ``lr_horizon`` on under a decaying schedule.
+    """The jump methods' config: GFMJump's issue-14 defaults (tolerance 0.3), with ``lr_horizon`` on under a decaying schedule.
 
     Why: the forecaster extrapolates the window's pace K snapshots ahead; under cosine decay
     the next K snapshots cover less ground, and late in the run (lr near 0) a full-length
@@ -119,7 +175,9 @@ def jump_config_for(schedule: str):
     """
     from ...jump import JumpConfig
 
-    return JumpConfig(lr_horizon=schedule != "constant")
+    # tolerance 0.3 pinned: the default when the committed "gfm" rows (and their journals, keyed
+    # by method name) were measured (issue 14); today's default, 0, is the variant gfm_tol0.
+    return JumpConfig(lr_horizon=schedule != "constant", tolerance=0.3)
 
 
 @dataclass(frozen=True)
@@ -165,6 +223,8 @@ class TunedPlan:
         tune_jumps: jump methods that get :data:`JUMP_GRID` as their own grid too (``wnn`` is
             fitted for one horizon, so it cannot take part).
         max_widen: most grid widenings per task.
+        variants: jump variants by method name (:func:`variant_methods`), also in ``methods``;
+            run at their recipe only.
         workers: worker processes.
         wnn_epochs: wnn's training epochs; source_seeds: seeds per optimizer of its source.
     """
@@ -185,6 +245,11 @@ class TunedPlan:
     wnn_epochs: int | None = None
     source_seeds: int = 2
     limit: int | None = None
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def is_jump(self, method: str) -> bool:
+        """A jump method: built in (:data:`JUMP_METHODS`) or one of :attr:`variants`."""
+        return method in JUMP_METHODS or method in self.variants
 
     def seeds(self, task: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """``(grid seeds, report seeds)`` of ``task``."""
@@ -293,6 +358,9 @@ def _method(job: Job):
     hp = dict(job.hparams)
     if job.method in JUMP_METHODS:
         return Jump(_STATE["forecasters"][job.method], replace(jump_config_for(job.schedule), **hp), name=job.method)
+    if job.method in _STATE.get("variants", {}):
+        config = replace(jump_config_for(job.schedule), **_STATE["variants"][job.method]["config"], **hp)
+        return Jump(_STATE["forecasters"][job.method], config, name=job.method)
     return build_method(job.method, **hp)
 
 
@@ -362,7 +430,7 @@ def _result_key(res: dict[str, Any]) -> tuple:
 
 
 #: Plan fields that do not change what a given job computes (a journal stays valid across them).
-_NOT_FINGERPRINTED = ("methods", "tune_methods", "tune_jumps", "workers")
+_NOT_FINGERPRINTED = ("methods", "tune_methods", "tune_jumps", "workers", "variants")
 
 
 def plan_fingerprint(plan: TunedPlan) -> str:
@@ -376,6 +444,48 @@ def plan_fingerprint(plan: TunedPlan) -> str:
 
     d = {k: v for k, v in plan.to_dict().items() if k not in _NOT_FINGERPRINTED}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def task_fingerprint(plan: TunedPlan, task: str) -> str:
+    """SHA-256 of what decides the results of ``task``'s jobs: its workload, whether it is coarse,
+    and the plan's seeds, grids and fitting options (not the other tasks)."""
+    import hashlib
+
+    d = {k: v for k, v in plan.to_dict().items() if k not in (*_NOT_FINGERPRINTED, "workloads", "coarse")}
+    w = next((w for w in plan.workloads if w.name == task), None)
+    if w is None:
+        raise ValueError(f"task {task!r} is not in the plan")
+    d["workload"] = {"class": type(w).__name__, **w.to_dict()}
+    d["coarse"] = task in plan.coarse
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def subset_journal(source: str | os.PathLike, source_plan: TunedPlan, dest: str | os.PathLike,
+                   plan: TunedPlan) -> int:
+    """Start the journal ``dest`` of ``plan`` with ``source``'s runs of the tasks both plans share.
+
+    A run is copied only when its task's :func:`task_fingerprint` is the same under both plans
+    (same workload, seeds, grids, fitting options), so it is exactly the run ``plan`` would
+    make. ``source`` must be ``source_plan``'s journal (its header is checked).
+
+    Returns:
+        The number of runs copied.
+
+    Raises:
+        ValueError: ``dest`` exists, or ``source`` belongs to another plan.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        raise ValueError(f"journal {dest} exists: subset_journal only starts a new one")
+    src = Journal(source, source_plan)
+    same = {w.name for w in plan.workloads
+            if w.name in {v.name for v in source_plan.workloads}
+            and task_fingerprint(plan, w.name) == task_fingerprint(source_plan, w.name)}
+    runs = [r for r in src.runs if r["task"] in same]
+    lines = [json.dumps({"plan": plan_fingerprint(plan), "from": str(source)})] + [json.dumps(r) for r in runs]
+    atomic_write_text(dest, "\n".join(lines) + "\n")
+    logger.info("journal %s: started with %d runs of %s from %s", dest, len(runs), sorted(same), source)
+    return len(runs)
 
 
 class Journal:
@@ -556,6 +666,11 @@ def _forecasters(plan: TunedPlan, no_progress: bool = True) -> tuple[dict[str, A
                        "source": f"the fixed protocol's zoo-like source task (MLP on digits), adam/adamw/sgdm/sgd/"
                                  f"rmsprop x {plan.source_seeds} seeds, {epochs} epochs, weights "
                                  f"{tuple(source[0].shape)}", "fit_seconds": round(time.perf_counter() - t0, 1)}
+    for name, spec in plan.variants.items():
+        kind = spec["forecaster"]
+        out[name] = make_forecaster("linefit" if kind == "linefit" else "gfm",
+                                    forecaster_path=None if kind in ("shipped", "linefit") else kind)
+        info[name] = dict(spec)
     return out, info
 
 
@@ -576,12 +691,23 @@ def run_tuned(args: argparse.Namespace) -> BenchResult:
                       seeds=seeds, wnn_epochs=args.wnn_epochs, source_seeds=args.source_seeds if args.source_seeds != 2 else None)
     if args.no_method_grid:
         plan = replace(plan, tune_methods=False)
+    if getattr(args, "variants", None):
+        variants = variant_methods(json.loads(Path(args.variants).read_text()))
+        plan = replace(plan, variants=variants, methods=(*plan.methods, *variants))
     t_start = time.perf_counter()
     forecasters, finfo = _forecasters(plan)
-    _STATE.update(workloads={w.name: w for w in plan.workloads}, forecasters=forecasters)
+    _STATE.update(workloads={w.name: w for w in plan.workloads}, forecasters=forecasters, variants=plan.variants)
     ctx = multiprocessing.get_context("fork")
     pool = ctx.Pool(plan.workers, initializer=_init_worker) if plan.workers > 1 else None
     try:
+        if getattr(args, "journal_source", None):
+            if not getattr(args, "journal", None):
+                raise ValueError("--journal-source needs --journal (the new journal it starts)")
+            if not Path(args.journal).exists():  # a later call resumes the journal it started
+                source_plan = build_plan(None, quick=args.quick, steps=args.steps, limit=args.limit,
+                                         workers=args.workers, seeds=seeds, wnn_epochs=args.wnn_epochs,
+                                         source_seeds=plan.source_seeds if plan.source_seeds != 2 else None)
+                subset_journal(args.journal_source, source_plan, args.journal, plan)
         runner = _Runner(pool, Journal(args.journal, plan) if getattr(args, "journal", None) else None)
         chosen = _tune_baselines(plan, runner)
         recipe_jobs, grid_jobs = {}, {}
@@ -640,7 +766,8 @@ def run_tuned(args: argparse.Namespace) -> BenchResult:
         return stats.summary([w.name for w in plan.workloads], {
             m: {t: stats.TaskResult(r["speedup_steps"]["speedup"], r["speedup_steps"]["lo"], r["speedup_steps"]["hi"],
                                     r["worse"]) for t, r in by_task.items()}
-            for m, by_task in rows_by_method.items() if m in stats.SUMMARY_METHODS})
+            for m, by_task in rows_by_method.items() if m in stats.SUMMARY_METHODS or m in plan.variants},
+            extra=tuple(plan.variants))
 
     summary = to_summary(summary_rows)
     summary_recipe = to_summary(recipe_rows)

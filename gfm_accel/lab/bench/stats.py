@@ -366,12 +366,14 @@ class TaskResult:
         return cls(s.speedup, s.lo, s.hi, bool(worse))
 
 
-def summary(tasks: Sequence[str], methods: Mapping[str, Mapping[str, TaskResult]]) -> dict[str, Any]:
+def summary(tasks: Sequence[str], methods: Mapping[str, Mapping[str, TaskResult]],
+            extra: Sequence[str] = ()) -> dict[str, Any]:
     """``summary.json`` in the issue's shape.
 
     Args:
         tasks: task names, in table order.
         methods: ``{method name: {task name: TaskResult}}``; every method must cover every task.
+        extra: method names allowed beside :data:`SUMMARY_METHODS` (a run's jump variants).
 
     Returns:
         ``{"protocol": "tuned", "tasks": [...], "methods": {NAME: {"geomean_speedup": float,
@@ -385,7 +387,7 @@ def summary(tasks: Sequence[str], methods: Mapping[str, Mapping[str, TaskResult]
         raise ValueError(f"tasks must be non-empty and distinct, got {tasks}")
     out: dict[str, Any] = {"protocol": "tuned", "tasks": tasks, "methods": {}}
     for name, per_task in methods.items():
-        if name not in SUMMARY_METHODS:
+        if name not in SUMMARY_METHODS and name not in extra:
             raise ValueError(f"unknown summary method {name!r}; choose from {', '.join(SUMMARY_METHODS)}")
         if set(per_task) != set(tasks):
             raise ValueError(

@@ -147,3 +147,60 @@ def test_gfm_gets_its_own_grid_and_a_journal_survives_adding_methods(tmp_path):
     few = replace(plan, methods=("gfm",), tune_jumps=())
     assert accel_tuned.plan_fingerprint(few) == accel_tuned.plan_fingerprint(plan)
     assert accel_tuned.plan_fingerprint(replace(plan, grid_seeds=(5, 6, 7))) != accel_tuned.plan_fingerprint(plan)
+
+
+def test_jump_variants_are_named_by_their_spec_and_forecaster_bytes(tmp_path):
+    shipped = {"forecaster": "shipped", "config": {"tolerance": 0.0}}
+    a = accel_tuned.variant_methods({"tol0": shipped})
+    b = accel_tuned.variant_methods({"tol0": {"forecaster": "shipped", "config": {"tolerance": 0.1}}})
+    (name_a,), (name_b,) = a, b
+    assert name_a.startswith("tol0@") and name_b.startswith("tol0@") and name_a != name_b
+    assert accel_tuned.variant_methods({"tol0": dict(shipped)}) == a  # deterministic
+    f = tmp_path / "f.safetensors"
+    f.write_bytes(b"one")
+    first = next(iter(accel_tuned.variant_methods({"v": {"forecaster": str(f)}})))
+    f.write_bytes(b"two")  # the same path, other bytes: another method name, so no journal reuse
+    second, spec = next(iter(accel_tuned.variant_methods({"v": {"forecaster": str(f)}}).items()))
+    assert first != second and spec["sha256"] == __import__("hashlib").sha256(b"two").hexdigest()
+    with pytest.raises(ValueError, match="does not exist"):
+        accel_tuned.variant_methods({"v": {"forecaster": str(tmp_path / "missing.safetensors")}})
+    with pytest.raises(TypeError, match="no_such_knob"):
+        accel_tuned.variant_methods({"v": {"forecaster": "shipped", "config": {"no_such_knob": 1}}})
+    with pytest.raises(ValueError, match="built-in method"):
+        accel_tuned.variant_methods({"gfm": shipped})
+    with pytest.raises(ValueError, match="unknown keys"):
+        accel_tuned.variant_methods({"v": {"forecaster": "shipped", "horizon": 3}})
+    # a variant's config reaches the run, over the schedule's jump config
+    w = HeldoutWorkload("mlp_mnist1d_sgd", total_steps=6, limit=100)
+    accel_tuned._STATE.update(workloads={w.name: w}, forecasters={name_a: None}, variants=a)
+    cfg = accel_tuned._method(Job(w.name, name_a, (), "warmup_cosine", 0.05, 0, "recipe")).jump.config
+    assert (cfg.tolerance, cfg.lr_horizon) == (0.0, True)
+    plan = build_plan(["mlp_mnist1d_sgd"], steps=6, limit=100)
+    with_variant = replace(plan, variants=a, methods=(*plan.methods, *a))
+    assert with_variant.is_jump(name_a) and not plan.is_jump(name_a)
+    assert accel_tuned.plan_fingerprint(with_variant) == accel_tuned.plan_fingerprint(plan)
+    base = accel_tuned.stats.BaselineChoice(schedule="constant", lr=0.05, median=1.0, interior=True, widen=None, grid=[])
+    recipe, mgrid = accel_tuned._method_jobs(with_variant, with_variant.workloads[0], base)
+    assert sum(j.method == name_a for j in recipe) == len(plan.report_seeds)
+    assert not any(j.method == name_a for j in mgrid)  # a variant is not tuned
+
+
+def test_a_journal_subset_keeps_only_the_runs_the_new_plan_would_make(tmp_path):
+    two = build_plan(["mlp_mnist1d_sgd", "mlp_mnist1d"], steps=6, limit=100)
+    src = tmp_path / "all.jsonl"
+    j = accel_tuned.Journal(src, two)
+    for task in ("mlp_mnist1d_sgd", "mlp_mnist1d"):
+        for seed in (0, 1):
+            j.append({"task": task, "method": "plain", "key_hparams": {}, "schedule": "constant", "lr": 0.1,
+                      "seed": seed, "records": [[0, 0.0, 1.0]]})
+    one = build_plan(["mlp_mnist1d"], steps=6, limit=100)
+    assert accel_tuned.task_fingerprint(one, "mlp_mnist1d") == accel_tuned.task_fingerprint(two, "mlp_mnist1d")
+    assert accel_tuned.subset_journal(src, two, tmp_path / "one.jsonl", one) == 2
+    runs = accel_tuned.Journal(tmp_path / "one.jsonl", one).runs
+    assert [(r["task"], r["seed"]) for r in runs] == [("mlp_mnist1d", 0), ("mlp_mnist1d", 1)]
+    longer = build_plan(["mlp_mnist1d"], steps=7, limit=100)  # another budget: nothing is the same run
+    assert accel_tuned.subset_journal(src, two, tmp_path / "longer.jsonl", longer) == 0
+    with pytest.raises(ValueError, match="exists"):
+        accel_tuned.subset_journal(src, two, tmp_path / "one.jsonl", one)
+    with pytest.raises(ValueError, match="another plan"):
+        accel_tuned.subset_journal(src, one, tmp_path / "x.jsonl", one)
