@@ -92,6 +92,9 @@ class JumpConfig(JsonConfig):
             what a loose guard let through. 0.3 was the default before (it rests on the idea
             that the forecast's error lies in high-curvature directions the next steps
             remove; that held at the tasks' low default learning rates, ``docs/jump.md``).
+            A negative value in ``(-1, 0)`` is a required *margin*: a jump is kept only when it
+            lowers the guard loss by at least ``-tolerance * |loss_before|`` (so that a jump
+            whose gain is within the guard's noise is rolled back).
         optimizer_state: ``"keep"`` (default) or ``"reset"`` (clear momentum buffers / Adam
             moments and step counts after an accepted jump). On the held-out acceleration
             tasks keep ended a little lower (``benchmarks/results/accel/probe_optimizer_state``);
@@ -234,9 +237,10 @@ class JumpConfig(JsonConfig):
         if self.guard is not None and not isinstance(self.guard, bool):
             raise ValueError(f"guard must be True, False or None, got {self.guard!r}")
         if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) or not (
-            math.isfinite(self.tolerance) and self.tolerance >= 0
+            math.isfinite(self.tolerance) and self.tolerance > -1
         ):
-            raise ValueError(f"tolerance must be a finite number >= 0, got {self.tolerance!r}")
+            raise ValueError(f"tolerance must be a finite number > -1 (a negative value is a required relative "
+                             f"drop of the guard loss), got {self.tolerance!r}")
         self.tolerance = float(self.tolerance)
         self._check_policy()
 

@@ -122,7 +122,7 @@ def search(
         evaluate_fn: the guard loss of the model as it is now; None = no guard (the first
             candidate is kept).
         loss_before: the guard loss before the jump (ignored without a guard).
-        tolerance: the relative rise :func:`accepts` allows.
+        tolerance: the relative rise :func:`accepts` allows (negative: a required relative drop).
 
     Returns:
         A :class:`SearchResult`. The model holds the accepted candidate, or the last one

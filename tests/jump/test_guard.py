@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from gfm_accel.jump.config import JumpConfig
 from gfm_accel.jump.guard import Backup, accepts, batches_eval_fn, check_eval_fn, evaluate, fixed_batches, search
 from gfm_accel.jump.outcome import Outcome
 
@@ -27,6 +28,14 @@ def test_accepts_is_relative_and_needs_finite_losses():
     assert accepts(2.0, 2.02, 0.01) and not accepts(2.0, 2.0201, 0.01)
     assert accepts(-1.0, -0.99, 0.01)  # |loss_before| for negative losses
     assert not accepts(float("nan"), 1.0, 0.3) and not accepts(1.0, float("inf"), 0.3)
+
+
+def test_negative_tolerance_is_a_required_margin():
+    # -0.05: the jump must lower the guard loss by at least 5 % of |loss_before|
+    assert accepts(2.0, 1.9, -0.05) and not accepts(2.0, 1.9001, -0.05)
+    assert not accepts(2.0, 2.0, -0.05) and accepts(2.0, 2.0, 0.0)
+    cfg = JumpConfig(tolerance=-0.05)
+    assert cfg.tolerance == -0.05 and JumpConfig.from_json(cfg.to_json()) == cfg
 
 
 def test_search_stops_at_the_first_accepted_candidate():
