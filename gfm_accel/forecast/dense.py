@@ -379,11 +379,11 @@ class DenseBackend:
                 sq = 0.0
                 for f in range(5):
                     tr, te = folds != f, folds == f
-                    self.skip = self._fit_skip(kind, prefix_n[tr], w_m_n[tr], m)
-                    pred = prefix_n[te, n] + self._skip_shift(prefix_n[te], m)
+                    candidate = self._fit_skip(kind, prefix_n[tr], w_m_n[tr], m)
+                    pred = prefix_n[te, n] + self._skip_shift(prefix_n[te], m, candidate)
                     sq += float((pred.double() - w_m_n[te].double()).pow(2).sum())
                 errors[kind] = sq / w_m_n.numel() if math.isfinite(sq) else math.inf
-            self.skip = None
+            self.skip = None  # the held-out field is trained alone
             held = folds == 4
             history = self._train(prefix_n[~held], w_m_n[~held], m=m, epochs=epochs, batch_size=batch_size, lr=lr,
                                   seed=seed, progress=progress, desc="GFM fit (auto, held-out check)")
@@ -411,14 +411,16 @@ class DenseBackend:
             return fit_linear_skip(prefix_n, w_m_n - prefix_n[:, n])
         return fit_dynamics_skip((w_m_n - prefix_n[:, n]) * self.std, m - n)
 
-    def _skip_shift(self, pre: Tensor, m: int) -> Tensor:
-        """The skip's displacement ``w_m - w_n`` for a normalized prefix ``(B, n+1, D)``, normalized."""
+    def _skip_shift(self, pre: Tensor, m: int, skip: LinearSkip | DynamicsSkip | None = None) -> Tensor:
+        """The displacement ``w_m - w_n`` of ``skip`` (default: the fitted ``self.skip``) for a
+        normalized prefix ``(B, n+1, D)``, normalized."""
+        skip = self.skip if skip is None else skip
         n = pre.shape[1] - 1
-        if isinstance(self.skip, DynamicsSkip):
+        if isinstance(skip, DynamicsSkip):
             raw = pre.double() * self.std.double() + self.mean.double()
-            return (self.skip.displacement(raw, m - n) / self.std.double()).to(pre.dtype)
+            return (skip.displacement(raw, m - n) / self.std.double()).to(pre.dtype)
         # Fitted for the trained m; another horizon scales it linearly (an approximation).
-        return self.skip.displacement(pre) * ((m - n) / (self.config.m - n))
+        return skip.displacement(pre) * ((m - n) / (self.config.m - n))
 
     def _train(
         self, prefix_n: Tensor, w_m_n: Tensor, *, m: int, epochs: int, batch_size: int, lr: float, seed: int,
