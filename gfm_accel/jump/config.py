@@ -105,6 +105,11 @@ class JumpConfig(JsonConfig):
         refresh_bn_batches: if > 0, recompute BatchNorm running statistics from this many
             batches of the ``bn_loader`` after each candidate jump (before it is evaluated).
         max_jumps: periodic mode: stop after this many accepted jumps (None = no limit).
+        max_rejections: periodic mode: stop jumping, and recording snapshots, after this many
+            attempts in a row were not accepted (rejected by the guard, or a forecast that was
+            unusable); None (default) = never. Where the forecaster does not help a run, the
+            rest of the run then costs what plain training costs (no snapshots, forecasts or
+            guard evaluations); an accepted jump resets the count.
         jump_past_end: periodic mode: also jump when the forecast target (``horizon``
             snapshots ahead) lies past the planned end ``total`` given to ``attach``. Default
             False: such a jump is skipped, since the run ends before it could relax from the
@@ -170,6 +175,7 @@ class JumpConfig(JsonConfig):
     optimizer_state: str = "keep"
     refresh_bn_batches: int = 0
     max_jumps: int | None = None
+    max_rejections: int | None = None
     jump_past_end: bool = False
     include_frozen: bool = False
     include_unoptimized: bool = False
@@ -218,6 +224,10 @@ class JumpConfig(JsonConfig):
             raise ValueError('unit="step" needs every_n_steps (snapshot every k optimizer steps)')
         if self.max_jumps is not None:
             _check_int("max_jumps", self.max_jumps, 1)
+        if self.max_rejections is not None:
+            _check_int("max_rejections", self.max_rejections, 1)
+            if self.mode != "periodic":
+                raise ValueError('max_rejections needs mode="periodic" (far mode makes one attempt)')
         _check_int("refresh_bn_batches", self.refresh_bn_batches, 0)
         if not _is_pos_finite(self.alpha):
             raise ValueError(f"alpha must be a positive finite number, got {self.alpha!r}")

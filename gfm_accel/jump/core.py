@@ -636,7 +636,12 @@ class GFMJump:
         record.reason = outcome.reason
         record.seconds = time.perf_counter() - t0
         self.schedule.attempted()
+        if not outcome.accepted:
+            self.schedule.rejected()
         self._log_attempt(record)
+        if not outcome.accepted and self.schedule.finished() and cfg.max_rejections is not None:
+            _info("GFMJump: %d attempts in a row not accepted (max_rejections); jumping and recording are off "
+                  "for the rest of the run", self.schedule.rejections)
         return record
 
     def _guarded_move(self, record, model, spec, params, forecast, device) -> Outcome:

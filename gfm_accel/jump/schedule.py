@@ -30,7 +30,7 @@ from .config import JumpConfig
 
 __all__ = ["JumpSchedule", "target_m", "far_target", "decayed_horizon", "horizon_at"]
 
-_COUNTERS = ("epochs", "steps", "seg", "jumps", "far_done", "start")
+_COUNTERS = ("epochs", "steps", "seg", "jumps", "far_done", "start", "rejections")
 
 
 def far_target(config: JumpConfig, total: int | None, start: int = 0) -> int:
@@ -149,6 +149,7 @@ class JumpSchedule:
         steps: optimizer steps completed.
         seg: snapshots recorded in the current window after its first one.
         jumps: accepted jumps.
+        rejections: attempts in a row not accepted (``max_rejections``).
         far_done: far mode's single attempt has been made.
         start: counter value of ``w_0``.
         total: planned run length (the config's unit), or None.
@@ -165,6 +166,7 @@ class JumpSchedule:
         self.steps = 0
         self.seg = 0
         self.jumps = 0
+        self.rejections = 0
         self.far_done = False
         self.start = 0
 
@@ -240,15 +242,22 @@ class JumpSchedule:
     def accepted(self) -> None:
         """A jump was accepted: periodic mode starts a new window at the jumped weights."""
         self.jumps += 1
+        self.rejections = 0
         if self.config.mode == "periodic":
             self.seg = 0
 
+    def rejected(self) -> None:
+        """An attempt was not accepted (guard or unusable forecast): counts toward ``max_rejections``."""
+        self.rejections += 1
+
     # ------------------------------------------------------------------ rules
     def finished(self) -> bool:
-        """No more jumps will be made (far mode tried, or ``max_jumps`` reached)."""
+        """No more jumps will be made (far mode tried, ``max_jumps`` or ``max_rejections`` reached)."""
         cfg = self.config
         if cfg.mode == "far":
             return self.far_done
+        if cfg.max_rejections is not None and self.rejections >= cfg.max_rejections:
+            return True
         return cfg.max_jumps is not None and self.jumps >= cfg.max_jumps
 
     def due(self, held: int) -> bool:
@@ -313,6 +322,7 @@ class JumpSchedule:
         self.jumps = int(state["jumps"])
         self.far_done = bool(state["far_done"])
         self.start = int(state.get("start", 0))
+        self.rejections = int(state.get("rejections", 0))  # absent in states saved before the option
 
 
 def check_total_and_start(total: Any, start: Any) -> None:
