@@ -4,8 +4,8 @@
     python examples/plain_loop.py --epochs 10 --limit 300 --forecaster linear   # smoke test: 100 steps, 2 jumps
 
 What it shows: ``GFMJump(forecaster)`` with the defaults (a snapshot every 5 optimizer
-steps, a jump every 25 steps forecasting 50 steps ahead, guard tolerance 0; see
-docs/jump.md), ``attach(model, optimizer, eval_fn=guard_loss, total=planned steps)`` once,
+steps, a jump every 25 steps forecasting 50 steps ahead, kept only if it lowers the guard
+loss by 1 %, jumping off after 3 attempts in a row not kept; see docs/jump.md), ``attach(model, optimizer, eval_fn=guard_loss, total=planned steps)`` once,
 then ``jump.on_step_end()`` after every optimizer step. A run needs at least 75 optimizer
 steps for one jump. ``guard_loss`` is the loss on a fixed held-out split (not the validation
 split we report), so a jump that makes the model worse is undone. ``--forecaster`` is

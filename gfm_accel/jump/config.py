@@ -83,18 +83,19 @@ class JumpConfig(JsonConfig):
             ``alpha * a`` for ``a`` in ``alphas``. Without a guard only ``alpha`` is used.
         guard: evaluate before/after and reject rises; ``None`` = on when an ``eval_fn`` is
             given to :meth:`GFMJump.attach`.
-        tolerance: relative loss rise the guard accepts: a candidate is kept when
-            ``loss_after <= loss_before + tolerance * |loss_before|``. Default 0 (since
-            issue 15): a jump may not raise the guard loss at all. On the tuned protocol's six
-            tuning tasks (``benchmarks/results/accel_tuned_forecaster/``) tolerance 0 left 3
-            of 6 runs worse at equal budget against 6 of 6 at 0.3 (0.82x vs 0.88x in steps to
-            the tuned target): at a tuned learning rate the steps after a jump do not repair
-            what a loose guard let through. 0.3 was the default before (it rests on the idea
-            that the forecast's error lies in high-curvature directions the next steps
-            remove; that held at the tasks' low default learning rates, ``docs/jump.md``).
-            A negative value in ``(-1, 0)`` is a required *margin*: a jump is kept only when it
-            lowers the guard loss by at least ``-tolerance * |loss_before|`` (so that a jump
-            whose gain is within the guard's noise is rolled back).
+        tolerance: relative loss change the guard accepts: a candidate is kept when
+            ``loss_after <= loss_before + tolerance * |loss_before|``. A negative value in
+            ``(-1, 0)`` is a required *margin*: the jump must lower the guard loss by at least
+            ``-tolerance * |loss_before|``. Default **-0.01** (a 1 % drop; issue 15, second
+            round): on the tuned protocol's six tuning tasks
+            (``benchmarks/results/accel_tuned_forecaster/``) it left 2 of 6 runs worse at equal
+            budget, against 3 of 6 at tolerance 0 (the default from the first round) and 6 of 6
+            at 0.3 (the default before), at 0.92x / 0.82x / 0.88x in steps to the tuned target:
+            at a tuned learning rate a jump that only just passes the guard tends to leave the
+            run worse later, and the steps after a jump do not repair what a loose guard let
+            through. (0.3 rests on the idea that the forecast's error lies in high-curvature
+            directions the next steps remove; that held at the tasks' low default learning
+            rates, ``docs/jump.md``.)
         optimizer_state: ``"keep"`` (default) or ``"reset"`` (clear momentum buffers / Adam
             moments and step counts after an accepted jump). On the held-out acceleration
             tasks keep ended a little lower (``benchmarks/results/accel/probe_optimizer_state``);
@@ -105,11 +106,13 @@ class JumpConfig(JsonConfig):
         refresh_bn_batches: if > 0, recompute BatchNorm running statistics from this many
             batches of the ``bn_loader`` after each candidate jump (before it is evaluated).
         max_jumps: periodic mode: stop after this many accepted jumps (None = no limit).
-        max_rejections: periodic mode: stop jumping, and recording snapshots, after this many
+        max_rejections: periodic mode (far mode makes one attempt and ignores it): stop jumping, and recording snapshots, after this many
             attempts in a row were not accepted (rejected by the guard, or a forecast that was
-            unusable); None (default) = never. Where the forecaster does not help a run, the
-            rest of the run then costs what plain training costs (no snapshots, forecasts or
-            guard evaluations); an accepted jump resets the count.
+            unusable); None = never. Default **3** (issue 15, second round): where the
+            forecaster does not help a run, the rest of the run costs what plain training costs
+            (no snapshots, forecasts or guard evaluations); an accepted jump resets the count.
+            On the six tuning tasks it changed no run's steps and took the seconds speedup from
+            0.90x to 1.00x (with ``tolerance=-0.01``).
         jump_past_end: periodic mode: also jump when the forecast target (``horizon``
             snapshots ahead) lies past the planned end ``total`` given to ``attach``. Default
             False: such a jump is skipped, since the run ends before it could relax from the
@@ -171,11 +174,11 @@ class JumpConfig(JsonConfig):
     alpha: float = 1.0
     alphas: tuple[float, ...] = (1.0, 0.5, 0.25)
     guard: bool | None = None
-    tolerance: float = 0.0
+    tolerance: float = -0.01
     optimizer_state: str = "keep"
     refresh_bn_batches: int = 0
     max_jumps: int | None = None
-    max_rejections: int | None = None
+    max_rejections: int | None = 3
     jump_past_end: bool = False
     include_frozen: bool = False
     include_unoptimized: bool = False
@@ -225,9 +228,7 @@ class JumpConfig(JsonConfig):
         if self.max_jumps is not None:
             _check_int("max_jumps", self.max_jumps, 1)
         if self.max_rejections is not None:
-            _check_int("max_rejections", self.max_rejections, 1)
-            if self.mode != "periodic":
-                raise ValueError('max_rejections needs mode="periodic" (far mode makes one attempt)')
+            _check_int("max_rejections", self.max_rejections, 1)  # far mode ignores it (one attempt)
         _check_int("refresh_bn_batches", self.refresh_bn_batches, 0)
         if not _is_pos_finite(self.alpha):
             raise ValueError(f"alpha must be a positive finite number, got {self.alpha!r}")
@@ -383,11 +384,11 @@ def previous_defaults(n: int = 4, mode: str = "periodic") -> dict[str, Any]:
 
     Example:
         >>> previous_defaults(2)
-        {'unit': 'epoch', 'tolerance': 0.01, 'optimizer_state': 'reset', 'horizon': 2, 'every': 2}
+        {'unit': 'epoch', 'tolerance': 0.01, 'optimizer_state': 'reset', 'max_rejections': None, 'horizon': 2, 'every': 2}
         >>> previous_defaults(4, "far")
-        {'unit': 'epoch', 'tolerance': 0.01, 'optimizer_state': 'reset'}
+        {'unit': 'epoch', 'tolerance': 0.01, 'optimizer_state': 'reset', 'max_rejections': None}
     """
-    out: dict[str, Any] = {"unit": "epoch", "tolerance": 0.01, "optimizer_state": "reset"}
+    out: dict[str, Any] = {"unit": "epoch", "tolerance": 0.01, "optimizer_state": "reset", "max_rejections": None}
     if mode == "periodic":
         out.update(horizon=n, every=n)
     return out

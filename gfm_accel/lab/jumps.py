@@ -43,6 +43,7 @@ LAB_SCHEDULE: dict[str, Any] = {
     "optimizer_state": "reset",
     "refresh_bn_batches": 0,
     "max_jumps": None,
+    "max_rejections": None,
     "jump_past_end": False,
     "include_frozen": False,
     "snapshot_dtype": "float32",

@@ -18,10 +18,12 @@ def test_every_exported_name_imports():
 def test_defaults_are_the_recommended_schedule_a():
     # Issue 16: the default of JumpConfig()/GFMJump() is the configuration recommended for
     # users' own runs (docs/acceleration.md, schedule A): periodic, n=4, K=10, P=5,
-    # snapshots every 5 optimizer steps, guard tolerance 0 (issue 15), optimizer state kept.
+    # snapshots every 5 optimizer steps, optimizer state kept; issue 15: the guard needs a 1 %
+    # drop (tolerance -0.01) and jumping stops after 3 attempts in a row not accepted.
     cfg = JumpConfig()
     assert (cfg.mode, cfg.n, cfg.unit, cfg.every_n_steps) == ("periodic", 4, "step", 5)
-    assert (cfg.optimizer_state, cfg.tolerance, cfg.include_unoptimized) == ("keep", 0.0, False)
+    assert (cfg.optimizer_state, cfg.tolerance, cfg.include_unoptimized) == ("keep", -0.01, False)
+    assert cfg.max_rejections == 3
     assert cfg.periodic_horizon == 10 and cfg.periodic_every == 5
     assert JumpConfig(n=7).periodic_every == 7  # P >= n: a fresh window of n+1 snapshots
     assert JumpConfig(unit="epoch", horizon=4, every=4).periodic_horizon == 4

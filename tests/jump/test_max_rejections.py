@@ -39,7 +39,7 @@ def _plain():
 def test_after_max_rejections_no_more_attempts_or_snapshots(caplog):
     with caplog.at_level(logging.INFO, logger="gfm_accel.jump.core"):
         model, jump = _run(FarAwayForecaster(), max_rejections=2)
-    plain_model, jump_without = _run(FarAwayForecaster())
+    plain_model, jump_without = _run(FarAwayForecaster(), max_rejections=None)
     assert [r.accepted for r in jump.history] == [False, False]  # stopped after two
     assert len(jump_without.history) > 2 and not any(r.accepted for r in jump_without.history)
     assert jump.schedule.finished() and jump.schedule.rejections == 2
@@ -73,10 +73,13 @@ def test_the_count_survives_a_resume():
     assert again.schedule.rejections == 3 and again.schedule.finished()
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"max_rejections": 0}, "max_rejections"),
-    ({"max_rejections": 2, "mode": "far", "horizon": 8}, 'max_rejections needs mode="periodic"'),
-])
-def test_bad_values_are_refused(kwargs, words):
-    with pytest.raises(ValueError, match=words):
-        JumpConfig(**kwargs)
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_bad_values_are_refused(value):
+    with pytest.raises(ValueError, match="max_rejections"):
+        JumpConfig(max_rejections=value)
+
+
+def test_defaults_are_the_issue_15_choice_and_far_mode_ignores_the_count():
+    cfg = JumpConfig()
+    assert cfg.max_rejections == 3 and cfg.tolerance == -0.01
+    assert JumpConfig(mode="far").max_rejections == 3  # valid; far mode makes a single attempt anyway

@@ -86,7 +86,7 @@ def test_state_round_trip_and_validation():
     t = JumpSchedule(s.config)
     t.load_state_dict(s.state_dict())
     assert t.state_dict() == s.state_dict() == {
-        "epochs": 4, "steps": 0, "seg": 1, "jumps": 0, "far_done": False, "start": 3
+        "epochs": 4, "steps": 0, "seg": 1, "jumps": 0, "far_done": False, "start": 3, "rejections": 0
     }
     with pytest.raises(ValueError, match="start=12 is not before the planned end total=10"):
         s.begin(total=10, start=12)

@@ -159,7 +159,7 @@ def variant_methods(specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
 
 
 def jump_config_for(schedule: str):
-    """The jump methods' config: GFMJump's issue-14 defaults (tolerance 0.3), with ``lr_horizon`` on under a decaying schedule.
+    """The jump methods' config: GFMJump's issue-14 defaults (tolerance 0.3, no max_rejections), with ``lr_horizon`` on under a decaying schedule.
 
     Why: the forecaster extrapolates the window's pace K snapshots ahead; under cosine decay
     the next K snapshots cover less ground, and late in the run (lr near 0) a full-length
@@ -175,9 +175,10 @@ def jump_config_for(schedule: str):
     """
     from ...jump import JumpConfig
 
-    # tolerance 0.3 pinned: the default when the committed "gfm" rows (and their journals, keyed
-    # by method name) were measured (issue 14); today's default, 0, is the variant gfm_tol0.
-    return JumpConfig(lr_horizon=schedule != "constant", tolerance=0.3)
+    # tolerance 0.3 and no max_rejections pinned: the defaults when the committed "gfm" rows (and
+    # their journals, keyed by method name) were measured (issue 14); the later defaults are the
+    # variants gfm_tol0 (tolerance 0) and gfm_margin_giveup (tolerance -0.01, max_rejections 3).
+    return JumpConfig(lr_horizon=schedule != "constant", tolerance=0.3, max_rejections=None)
 
 
 @dataclass(frozen=True)
