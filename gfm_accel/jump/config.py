@@ -322,7 +322,7 @@ class JumpRecord(JsonConfig):
         seconds: wall time of the whole attempt.
         forecast_seconds: time spent in the forecaster (and the broadcast under DDP).
         guard_seconds: time spent evaluating (and refreshing BatchNorm).
-        reason: ``"accepted"``, ``"accepted (no guard)"``, ``"rejected: loss rose"``,
+        reason: ``"accepted"``, ``"accepted (no guard)"``, ``"rejected by the guard"``,
             ``"rejected: guard loss before the jump is not finite"``,
             ``"skipped: forecast NaN/Inf"``, ``"skipped: forecast has wrong size"``,
             ``"skipped: forecaster failed"`` (:class:`~gfm_accel.jump.outcome.Outcome`.reason).

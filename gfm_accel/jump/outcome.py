@@ -26,7 +26,7 @@ class Outcome(IntEnum):
     FAILED = 3  #: the forecaster raised
     ACCEPTED = 4  #: a candidate passed the guard
     ACCEPTED_NO_GUARD = 5  #: no guard: the first candidate was kept
-    REJECTED = 6  #: every candidate raised the guard loss; weights restored
+    REJECTED = 6  #: no candidate passed the guard (lowered its loss by the margin); weights restored
     REJECTED_BAD_BEFORE = 7  #: the guard loss before the jump is NaN/Inf; weights restored
 
     @property
@@ -50,6 +50,8 @@ class Outcome(IntEnum):
         for outcome, text in _REASONS.items():
             if text == reason:
                 return outcome
+        if reason in _LEGACY:
+            return _LEGACY[reason]
         raise ValueError(f"unknown jump reason {reason!r}")
 
 
@@ -60,6 +62,11 @@ _REASONS = {
     Outcome.FAILED: "skipped: forecaster failed",
     Outcome.ACCEPTED: "accepted",
     Outcome.ACCEPTED_NO_GUARD: "accepted (no guard)",
-    Outcome.REJECTED: "rejected: loss rose",
+    Outcome.REJECTED: "rejected by the guard",
     Outcome.REJECTED_BAD_BEFORE: "rejected: guard loss before the jump is not finite",
+}
+
+#: Reasons written by earlier versions (saved histories still read back).
+_LEGACY = {
+    "rejected: loss rose": Outcome.REJECTED,  # before the guard's margin (issue 15): a rejection meant a rise
 }

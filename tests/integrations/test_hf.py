@@ -174,7 +174,7 @@ def test_guard_rejection_restores_weights_and_optimizer_exactly(tmp_path):
     trainer.train()
 
     rec = jump.history[0]
-    assert not rec.accepted and rec.reason == "rejected: loss rose"
+    assert not rec.accepted and rec.reason == "rejected by the guard"
     assert rec.alphas_tried == [1.0, 0.5, 0.25] and len(rec.losses_after) == 3
     assert all(v > rec.loss_before * 1.01 for v in rec.losses_after)
     assert torch.equal(after.weights[2], before.weights[2])  # bit for bit

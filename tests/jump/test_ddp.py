@@ -28,7 +28,7 @@ def test_plain_ddp_loop_jumps_identically_on_two_ranks(tmp_path):
         assert c["decisions_identical"], c
     accepted = [c["accepted"] for c in checks]
     assert True in accepted and False in accepted  # the third forecast is far away: rejected on both ranks
-    assert accepted[2] is False and checks[2]["decisions"][0]["reason"] == "rejected: loss rose"
+    assert accepted[2] is False and checks[2]["decisions"][0]["reason"] == "rejected by the guard"
     # Only rank 0 ran the forecaster; only rank 0 wrote the state file.
     assert result["forecaster_calls"] == [4, 0]
     assert "gfm_jump_state.safetensors" in result["files"]

@@ -58,11 +58,14 @@ def test_outcome_reasons_are_the_history_strings():
         "skipped: forecaster failed",
         "accepted",
         "accepted (no guard)",
-        "rejected: loss rose",
+        "rejected by the guard",
         "rejected: guard loss before the jump is not finite",
     ]
     assert Outcome.ACCEPTED.accepted and not Outcome.REJECTED.accepted and Outcome.FAILED.skipped
-    assert Outcome.from_reason("rejected: loss rose") is Outcome.REJECTED
+    assert Outcome.from_reason("rejected by the guard") is Outcome.REJECTED
+    assert Outcome.from_reason("rejected: loss rose") is Outcome.REJECTED  # written by earlier versions
+    with pytest.raises(ValueError, match="unknown jump reason"):
+        Outcome.from_reason("rejected: maybe")
 
 
 def test_batches_eval_fn_is_a_mean_over_fixed_batches_and_restores_the_mode():

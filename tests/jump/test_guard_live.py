@@ -83,7 +83,7 @@ def test_guard_rollback_is_bit_exact(opt_name, caplog):
     assert rec is not None and not rec.accepted and rec.alpha is None
     assert rec.alphas_tried == [1.0, 0.5, 0.25] and len(rec.losses_after) == 3
     assert all(v > rec.loss_before for v in rec.losses_after)
-    assert rec.reason == "rejected: loss rose"
+    assert rec.reason == "rejected by the guard"
     assert "rejected" in caplog.text
     assert model.training  # mode restored
     for a, b in zip(params, model.parameters()):
