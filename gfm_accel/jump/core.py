@@ -587,19 +587,27 @@ class GFMJump:
         Returns:
             E.g. ``"GFMJump: 3/4 jumps accepted; forecast 30 steps (2.5 epochs) ahead in total"``.
             The distance is nominal (``alpha * (m - n)`` snapshots per accepted jump): what
-            a jump skips is measured against a plain run (``docs/acceleration.md``).
+            a jump skips is measured against a plain run (``docs/acceleration.md``). When
+            ``max_rejections`` switched jumping off, the line ends with
+            ``"; off from step S (K attempts in a row not kept)"`` (``epoch`` for epoch units).
         """
         accepted = [r for r in self.history if r.accepted]
         line = f"GFMJump: {len(accepted)}/{len(self.history)} jumps accepted"
+        off = ""
+        k = self.config.max_rejections
+        if self.config.mode == "periodic" and k is not None and self.schedule.rejections >= k and self.history:
+            unit = "epoch" if self.config.unit == "epoch" else "step"
+            last = self.history[-1]
+            off = f"; off from {unit} {last.epoch if unit == 'epoch' else last.step} ({k} attempts in a row not kept)"
         if not accepted:
-            return line
+            return line + off
         ahead = sum((r.m - r.n) * r.alpha for r in accepted) * self.schedule.per_snapshot
         if self.config.unit == "epoch":
-            return line + f"; forecast {ahead:g} epochs ahead in total (nominal)"
+            return line + f"; forecast {ahead:g} epochs ahead in total (nominal)" + off
         line += f"; forecast {ahead:g} steps"
         if steps_per_epoch:
             line += f" ({ahead / steps_per_epoch:.3g} epochs)"
-        return line + " ahead in total (nominal)"
+        return line + " ahead in total (nominal)" + off
 
     def on_train_end(self, steps_per_epoch: int | None = None) -> str:
         """Call once when training ends: logs :meth:`summary` at INFO (rank zero) and returns it."""

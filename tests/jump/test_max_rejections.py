@@ -47,6 +47,9 @@ def test_after_max_rejections_no_more_attempts_or_snapshots(caplog):
     assert jump.recorder.steps[-1] == jump.history[-1].step < EPOCHS - 1
     assert jump_without.recorder.steps[-1] == EPOCHS
     assert "max_rejections" in caplog.text
+    off_at = jump.history[-1].epoch
+    assert jump.summary() == f"GFMJump: 0/2 jumps accepted; off from epoch {off_at} (2 attempts in a row not kept)"
+    assert jump_without.summary() == f"GFMJump: 0/{len(jump_without.history)} jumps accepted"
     # every jump was rolled back bit for bit, so both runs equal plain training exactly
     torch.testing.assert_close(flatten_params(model), flatten_params(_plain()), rtol=0, atol=0)
     torch.testing.assert_close(flatten_params(plain_model), flatten_params(model), rtol=0, atol=0)
