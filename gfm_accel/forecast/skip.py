@@ -185,7 +185,8 @@ def fit_step_maps(prefix: Tensor) -> Tensor:
         prefix: ``(B, n+1, D)`` with n >= 2.
 
     Returns:
-        ``(B, D, D)`` float64 symmetric maps.
+        ``(B, D, D)`` float64 symmetric maps (a diagonal one too: for inspection at small D;
+        :func:`dynamics_displacement` applies a diagonal map per coordinate without it).
 
     Example:
         >>> a = torch.tensor([[0.9, 0.05], [0.05, 0.7]], dtype=torch.float64)
@@ -197,16 +198,12 @@ def fit_step_maps(prefix: Tensor) -> Tensor:
         True
     """
     b, n1, d = prefix.shape
-    if n1 < 3:
-        raise ValueError(f"the dynamics skip needs at least 3 snapshots (n >= 2), got n+1={n1}")
+    _check_snapshots(n1)
     p = prefix.double()
     steps = p[:, 1:] - p[:, :-1]  # (B, n, D)
     x, y = steps[:, :-1], steps[:, 1:]  # (B, n-1, D): y_j = A x_j
-    if d * (d + 1) // 2 >= (n1 - 2) * d:
-        num = (x * y).sum(dim=1)
-        den = (x * x).sum(dim=1)
-        diag = torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
-        return torch.diag_embed(diag)
+    if _diagonal(d, n1):
+        return torch.diag_embed(_diagonal_factors(x, y))  # dense (B, D, D): small D only
     rows, cols = torch.triu_indices(d, d)  # the free entries A[r, c] = A[c, r], r <= c
     # Equation (j, i): y_j[i] = sum_k A[i, k] x_j[k]; unknown u is A[rows[u], cols[u]].
     design = torch.zeros(b, n1 - 2, d, rows.numel(), dtype=torch.float64)
@@ -221,12 +218,40 @@ def fit_step_maps(prefix: Tensor) -> Tensor:
     return a
 
 
+def _check_snapshots(n1: int) -> None:
+    if n1 < 3:
+        raise ValueError(f"the dynamics skip needs at least 3 snapshots (n >= 2), got n+1={n1}")
+
+
+def _diagonal(d: int, n1: int) -> bool:
+    """Whether the map is fitted diagonal: the symmetric fit is not overdetermined (``D >= 2 n - 3``)."""
+    return d * (d + 1) // 2 >= (n1 - 2) * d
+
+
+def _diagonal_factors(x: Tensor, y: Tensor) -> Tensor:
+    """Per coordinate, the least-squares factor ``a`` of ``y_j = a x_j`` over the transitions: ``(B, D)``."""
+    num = (x * y).sum(dim=1)
+    den = (x * x).sum(dim=1)
+    return torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
+
+
+def _geometric(lam: Tensor, horizon: int) -> Tensor:
+    """``sum_{j=1..K} lam^j`` elementwise, ``lam`` clipped to ``[-1, 1]`` (``K`` where it is 1)."""
+    lam = lam.clamp(-DYNAMICS_MAX_EIG, DYNAMICS_MAX_EIG)
+    near_one = (1.0 - lam).abs() < 1e-9
+    return torch.where(near_one, torch.full_like(lam, float(horizon)),
+                       lam * (1.0 - lam.pow(horizon)) / torch.where(near_one, torch.ones_like(lam), 1.0 - lam))
+
+
 def dynamics_displacement(prefix: Tensor, horizon: int) -> Tensor:
     """``w_{n+K} - w_n`` if the steps keep following the fitted map: ``sum_{j=1..K} A^j d_n``.
 
     Computed through the eigendecomposition of each symmetric map, eigenvalues clipped to
     ``[-1, 1]`` (a fitted growth is read as a constant step: the sum of an eigenvalue 1 over
-    K steps is K, linear extrapolation along that direction).
+    K steps is K, linear extrapolation along that direction). A diagonal map (``D >= 2 n - 3``,
+    every real network) is its own eigendecomposition: it is applied per coordinate, in
+    ``O(B D)`` memory, never as a ``D x D`` matrix (which at ``D = 30k`` would be 7 GB and a
+    cubic-time ``eigh``).
 
     Args:
         prefix: ``(B, n+1, D)``, n >= 2.
@@ -238,12 +263,14 @@ def dynamics_displacement(prefix: Tensor, horizon: int) -> Tensor:
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     p = prefix.double()
-    lam, vec = torch.linalg.eigh(fit_step_maps(p))  # (B, D), (B, D, D)
-    lam = lam.clamp(-DYNAMICS_MAX_EIG, DYNAMICS_MAX_EIG)
-    near_one = (1.0 - lam).abs() < 1e-9
-    geo = torch.where(near_one, torch.full_like(lam, float(horizon)),
-                      lam * (1.0 - lam.pow(horizon)) / torch.where(near_one, torch.ones_like(lam), 1.0 - lam))
     last = p[:, -1] - p[:, -2]  # (B, D)
+    b, n1, d = p.shape
+    _check_snapshots(n1)
+    if _diagonal(d, n1):
+        steps = p[:, 1:] - p[:, :-1]
+        return _geometric(_diagonal_factors(steps[:, :-1], steps[:, 1:]), horizon) * last
+    lam, vec = torch.linalg.eigh(fit_step_maps(p))  # (B, D), (B, D, D)
+    geo = _geometric(lam, horizon)
     coeff = torch.einsum("bij,bi->bj", vec, last) * geo  # in the eigenbasis
     return torch.einsum("bij,bj->bi", vec, coeff)
 

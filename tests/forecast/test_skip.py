@@ -179,6 +179,23 @@ def test_dynamics_displacement_is_the_iterated_map_and_linear_for_a_constant_ste
     torch.testing.assert_close(dynamics_displacement(grow, 3), 3 * (grow[:, 5] - grow[:, 4]))
 
 
+def test_a_diagonal_map_is_applied_per_coordinate_as_the_dense_eigendecomposition_would():
+    from gfm_accel.forecast.skip import DYNAMICS_MAX_EIG, dynamics_displacement, fit_step_maps
+
+    g = torch.Generator().manual_seed(3)
+    w = torch.cumsum(torch.randn(2, 5, 7, generator=g, dtype=torch.float64), dim=1)  # n = 4, D = 7 >= 2n - 3
+    lam, vec = torch.linalg.eigh(fit_step_maps(w))  # the dense route, for reference
+    lam = lam.clamp(-DYNAMICS_MAX_EIG, DYNAMICS_MAX_EIG)
+    geo = sum(lam ** j for j in range(1, 9))
+    last = w[:, -1] - w[:, -2]
+    dense = torch.einsum("bij,bj->bi", vec, torch.einsum("bij,bi->bj", vec, last) * geo)
+    torch.testing.assert_close(dynamics_displacement(w, 8), dense, rtol=1e-12, atol=1e-12)
+    # a CNN-sized D: O(B D) memory (a dense (D, D) map of 200k would need 320 GB)
+    big = torch.cumsum(torch.randn(1, 5, 200_000, generator=g), dim=1)
+    out = dynamics_displacement(big, 36)
+    assert out.shape == (1, 200_000) and bool(torch.isfinite(out).all())
+
+
 def kinked_trajectories(n_traj: int, steps: int, seed: int) -> torch.Tensor:
     """Constant steps that stop at step 10: w_40 - w_4 = 6 v is linear in the prefix, but the
     prefix's own dynamics (a constant step) extrapolates 36 v."""
