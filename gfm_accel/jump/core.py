@@ -594,11 +594,10 @@ class GFMJump:
         accepted = [r for r in self.history if r.accepted]
         line = f"GFMJump: {len(accepted)}/{len(self.history)} jumps accepted"
         off = ""
-        k = self.config.max_rejections
-        if self.config.mode == "periodic" and k is not None and self.schedule.rejections >= k and self.history:
-            unit = "epoch" if self.config.unit == "epoch" else "step"
-            last = self.history[-1]
-            off = f"; off from {unit} {last.epoch if unit == 'epoch' else last.step} ({k} attempts in a row not kept)"
+        if self.schedule.gave_up() and self.history:
+            last, epochs = self.history[-1], self.config.unit == "epoch"
+            off = (f"; off from {'epoch' if epochs else 'step'} {last.epoch if epochs else last.step} "
+                   f"({self.config.max_rejections} attempts in a row not kept)")
         if not accepted:
             return line + off
         ahead = sum((r.m - r.n) * r.alpha for r in accepted) * self.schedule.per_snapshot
@@ -647,7 +646,7 @@ class GFMJump:
         if not outcome.accepted:
             self.schedule.rejected()
         self._log_attempt(record)
-        if not outcome.accepted and self.schedule.finished() and cfg.max_rejections is not None:
+        if not outcome.accepted and self.schedule.gave_up():
             _info("GFMJump: %d attempts in a row not accepted (max_rejections); jumping and recording are off "
                   "for the rest of the run", self.schedule.rejections)
         return record

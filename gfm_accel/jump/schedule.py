@@ -256,9 +256,14 @@ class JumpSchedule:
         cfg = self.config
         if cfg.mode == "far":
             return self.far_done
-        if cfg.max_rejections is not None and self.rejections >= cfg.max_rejections:
+        if self.gave_up():
             return True
         return cfg.max_jumps is not None and self.jumps >= cfg.max_jumps
+
+    def gave_up(self) -> bool:
+        """Periodic mode: ``max_rejections`` attempts in a row were not accepted (jumping is off)."""
+        cfg = self.config
+        return cfg.mode == "periodic" and cfg.max_rejections is not None and self.rejections >= cfg.max_rejections
 
     def due(self, held: int) -> bool:
         """Whether a jump is due now, with ``held`` snapshots in the recorder."""
