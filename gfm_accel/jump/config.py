@@ -106,8 +106,8 @@ class JumpConfig(JsonConfig):
         refresh_bn_batches: if > 0, recompute BatchNorm running statistics from this many
             batches of the ``bn_loader`` after each candidate jump (before it is evaluated).
         max_jumps: periodic mode: stop after this many accepted jumps (None = no limit).
-        max_rejections: periodic mode (far mode makes one attempt and ignores it): stop jumping, and recording snapshots, after this many
-            attempts in a row were not accepted (rejected by the guard, or a forecast that was
+        max_rejections: periodic mode (far mode makes one attempt and ignores it): stop
+            jumping, and recording snapshots, after this many attempts in a row were not accepted (rejected by the guard, or a forecast that was
             unusable); None = never. Default **3** (issue 15, second round): where the
             forecaster does not help a run, the rest of the run costs what plain training costs
             (no snapshots, forecasts or guard evaluations); an accepted jump resets the count.
